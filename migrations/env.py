@@ -1,0 +1,34 @@
+"""Alembic environment: one history for every service's tables."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import engine_from_config, pool
+
+from services.common.models_registry import import_all_models
+
+config = context.config
+target_metadata = import_all_models()
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
+                      literal_binds=True, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connectable = engine_from_config(config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.",
+                                     poolclass=pool.NullPool)
+    with connectable.connect() as connection:
+        # Batch mode lets ALTERs run on SQLite (the embedded default) as well as PostgreSQL.
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

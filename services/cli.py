@@ -1,0 +1,142 @@
+"""`atelier`: serve, worker, db, keys, bench."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(help="Atelier: adapt text-to-image diffusion models to your data.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks (measured on this machine, printed as tables).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(bench_app, name="bench")
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def serve(host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+          admin_key: Annotated[bool, typer.Option(help="Create and print an admin key at start.")] = False,
+          migrate: Annotated[bool, typer.Option(help="Apply migrations first.")] = True) -> None:
+    """Run the gateway (and every service without a URL) in this process.
+
+    With no configuration this is the embedded default: SQLite under ./.atelier/ and an
+    in-process worker that runs jobs.
+    """
+    import uvicorn
+
+    from services.common.migrate import upgrade, wait_for_database
+    from services.common.settings import get_settings
+    from services.gateway.app import create_app
+
+    _logging()
+    settings = get_settings()
+    if migrate:
+        wait_for_database()
+        upgrade()
+    if admin_key:
+        _print_new_key("admin", "created by atelier serve")
+    mode = "embedded (in-process worker)" if settings.embedded else f"Celery on {settings.broker_url}"
+    typer.echo(f"Atelier on http://{host}:{port}  (jobs: {mode}; database: {_safe_url(settings)})")
+    uvicorn.run(create_app(settings, start_embedded_worker=True), host=host, port=port, log_level="info")
+
+
+@app.command("serve-service")
+def serve_service(name: Annotated[str, typer.Argument(help="selection | quantization | training")],
+                  host: str = "0.0.0.0", port: int = 8000) -> None:
+    """Run one service alone (the distributed deployment)."""
+    import uvicorn
+
+    from services.gateway.forward import APP_FACTORIES, load_app
+
+    _logging()
+    if name not in APP_FACTORIES:
+        raise typer.BadParameter(f"unknown service {name!r}")
+    uvicorn.run(load_app(APP_FACTORIES[name]), host=host, port=port)
+
+
+@app.command()
+def worker(queues: Annotated[str, typer.Option(help="Comma-separated queues: cpu,gpu.")] = "cpu,gpu",
+           concurrency: Annotated[int, typer.Option(help="Processes (ignored with the solo pool).")] = 1,
+           pool: Annotated[Optional[str], typer.Option(help="prefork | solo | threads; gpu defaults to solo.")] = None,
+           loglevel: str = "INFO") -> None:
+    """Run a Celery worker for the given queues."""
+    from services.common.celery_app import celery_app
+
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = set(names) - {"cpu", "gpu"}
+    if unknown:
+        raise typer.BadParameter(f"unknown queue(s): {', '.join(sorted(unknown))}")
+    # CUDA cannot be re-initialised in a forked child, so GPU workers run jobs in the main process.
+    chosen_pool = pool or ("solo" if "gpu" in names else "prefork")
+    argv = ["worker", f"--queues={','.join(names)}", f"--pool={chosen_pool}", f"--loglevel={loglevel}",
+            "--without-gossip", "--without-mingle"]
+    if chosen_pool != "solo":
+        argv.append(f"--concurrency={concurrency}")
+    celery_app().worker_main(argv)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION (waits for the database first)."""
+    from services.common.migrate import upgrade, wait_for_database
+
+    wait_for_database()
+    upgrade(revision)
+    typer.echo(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = "base") -> None:
+    """Revert migrations down to REVISION."""
+    from services.common.migrate import downgrade
+
+    downgrade(revision)
+    typer.echo(f"database at {revision}")
+
+
+def _safe_url(settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+
+
+def _print_new_key(scope: str, name: str) -> str:
+    from services.common.auth import create_key
+    from services.common.db import session_scope
+
+    with session_scope() as session:
+        _, plaintext = create_key(db_session=session, scope=scope, name=name)
+    typer.echo(f"New {scope} API key (shown once): {plaintext}")
+    return plaintext
+
+
+@keys_app.command("create")
+def keys_create(scope: Annotated[str, typer.Option(help="read | write | admin")] = "admin",
+                name: Annotated[str, typer.Option(help="A label for the key.")] = "") -> None:
+    """Create a key and print it once; only its digest is stored."""
+    from services.common.auth import SCOPES
+
+    if scope not in SCOPES:
+        raise typer.BadParameter(f"scope must be one of {', '.join(SCOPES)}")
+    _print_new_key(scope, name)
+
+
+def _write_json(result: dict, out: Optional[Path]) -> None:
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+        typer.echo(f"wrote {out}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

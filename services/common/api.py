@@ -1,0 +1,129 @@
+"""What every service app shares: the factory, caller identity, health, metrics, job acceptance."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy.orm import Session
+
+from services.common.errors import Problem, install_problem_handlers
+
+log = logging.getLogger("atelier.api")
+
+REQUESTS = Counter("atelier_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
+LATENCY = Histogram("atelier_http_request_seconds", "HTTP request latency", ["service", "method", "route"])
+REQUEST_ID_HEADER = "X-Request-ID"
+CALLER_KEY_HEADER = "X-Atelier-Key-Id"
+CALLER_SCOPE_HEADER = "X-Atelier-Scope"
+
+
+def operation_id(route: APIRoute) -> str:
+    """Stable `<tag>-<name>` ids, so generated clients read well."""
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}"
+
+
+@dataclass(frozen=True)
+class Caller:
+    key_id: str | None
+    scope: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.scope == "admin"
+
+
+def get_caller(
+    key_id: Annotated[str | None, Header(alias=CALLER_KEY_HEADER, include_in_schema=False)] = None,
+    scope: Annotated[str | None, Header(alias=CALLER_SCOPE_HEADER, include_in_schema=False)] = None,
+) -> Caller:
+    # Set by the gateway after it checked the key; services are reachable only through it.
+    return Caller(key_id=key_id, scope=scope or "admin")
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+IdempotencyKeyDep = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+def accept_job(*, db_session: Session, kind: str, params: dict[str, Any], caller: Caller,
+               idempotency_key: str | None = None, parent_id: str | None = None) -> JSONResponse:
+    """Create (or replay) a job, hand it to a worker and answer 202 with its Location."""
+    from services.common.jobs import service as jobs
+    from services.common.jobs.dispatch import get_dispatcher
+    from services.common.jobs.schemas import JobOut
+    from services.common.outage import is_outage
+
+    job, created = jobs.create(db_session=db_session, kind=kind, params=params, owner=caller.key_id,
+                               idempotency_key=idempotency_key, parent_id=parent_id)
+    if created:
+        try:
+            get_dispatcher().submit(job)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            jobs.delete_unsent(db_session=db_session, job=job)
+            raise Problem(503, "The job queue is unavailable; nothing was queued. Retry shortly.",
+                          headers={"Retry-After": "5"}) from exc
+    body = JobOut.model_validate(job).model_dump(mode="json")
+    return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+def health_router(service: str, *, extra_checks: dict[str, Any] | None = None) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", name=f"{service}_healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @router.get("/readyz", name=f"{service}_readyz")
+    def readyz() -> JSONResponse:
+        from services.common.db import database_ready
+        from services.common.jobs.dispatch import get_dispatcher
+
+        checks = {"database": database_ready(), "broker": get_dispatcher().ready()}
+        for name, check in (extra_checks or {}).items():
+            checks[name] = bool(check())
+        ok = all(checks.values())
+        return JSONResponse({"status": "ready" if ok else "unavailable", "checks": checks},
+                            status_code=200 if ok else 503)
+
+    @router.get("/metrics", name=f"{service}_metrics", response_class=PlainTextResponse)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def create_service_app(name: str, routers: list[APIRouter], *, title: str, version: str = "0.1.0",
+                       description: str = "") -> FastAPI:
+    app = FastAPI(title=title, version=version, description=description,
+                  generate_unique_id_function=operation_id)
+    install_problem_handlers(app)
+    instrument(app, name)
+    app.include_router(health_router(name))
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def instrument(app: FastAPI, service: str) -> None:
+    @app.middleware("http")
+    async def _request_id_and_metrics(request: Request, call_next):
+        request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        request.state.request_id = request_id
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
+        LATENCY.labels(service, request.method, path).observe(time.perf_counter() - started)
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     inception_weights: Path | None = Field(None, description="Local Inception weights for FID; unset: offline extractor.")
     clip_path: Path | None = Field(None, description="Local CLIP model folder for dataset profiles.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty = closed.")
+    extra_services: dict[str, str] = Field(
+        default_factory=dict, description='Plug-in services mounted by the gateway: {"name": "module:factory"}.')
+    extra_task_modules: list[str] = Field(
+        default_factory=list, description="Plug-in modules whose import registers more job kinds.")
 
     @property
     def embedded(self) -> bool:

@@ -52,7 +52,8 @@ def build_targets(settings: Settings, extra_apps: dict[str, FastAPI] | None = No
         else:
             app = load_app(APP_FACTORIES[name])
             targets[name] = ServiceTarget(name, _in_process_client(app, name, timeout), app)
-    for name, app in (extra_apps or {}).items():
+    plugins = {name: load_app(path) for name, path in settings.extra_services.items()}
+    for name, app in (plugins | (extra_apps or {})).items():
         targets[name] = ServiceTarget(name, _in_process_client(app, name, timeout), app)
     return targets
 

@@ -59,7 +59,9 @@ def load_task_modules(extra: tuple[str, ...] = ()) -> None:
     import importlib
     import importlib.util
 
-    for module in (*TASK_MODULES, *extra):
+    from services.common.settings import get_settings
+
+    for module in (*TASK_MODULES, *get_settings().extra_task_modules, *extra):
         if importlib.util.find_spec(module.rsplit(".", 1)[0]) is None:
             continue
         try:

@@ -1,0 +1,198 @@
+"""Shared fixtures: a fresh PostgreSQL database, Redis, a real Celery worker, the gateway.
+
+Environment is set before any `services` import, since settings are read once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = os.environ.get("ATELIER_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TEST_DB = os.environ.get("ATELIER_TEST_DB", "atelier_test")
+PG_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{TEST_DB}"
+REDIS_URL = os.environ.get("ATELIER_TEST_REDIS", "redis://127.0.0.1:6379/15")
+TEST_HOME = Path(tempfile.mkdtemp(prefix="atelier-test-"))
+PLUGIN_ENV = {
+    "ATELIER_EXTRA_SERVICES": json.dumps({"testsvc": "tests.support.testsvc:create_app"}),
+    "ATELIER_EXTRA_TASK_MODULES": json.dumps(["tests.support.testsvc"]),
+}
+TEST_ENV = {
+    "ATELIER_DATABASE_URL": PG_URL,
+    "ATELIER_BROKER_URL": REDIS_URL,
+    "ATELIER_HOME": str(TEST_HOME),
+    "ATELIER_JOB_MAX_ATTEMPTS": "3",
+    "HF_HUB_OFFLINE": "1",
+    **PLUGIN_ENV,
+}
+os.environ.update(TEST_ENV)
+
+
+def _recreate_database() -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{TEST_DB}"'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database() -> Iterator[str]:
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    _recreate_database()
+    from services.common.migrate import upgrade
+
+    upgrade("head")
+    yield PG_URL
+
+
+@pytest.fixture
+def db_session(database):
+    """A session whose work is rolled back after the test (Dispatch-style nested transaction)."""
+    from sqlalchemy.orm import Session
+
+    from services.common.db import get_engine
+
+    connection = get_engine(database).connect()
+    outer = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+        outer.rollback()
+        connection.close()
+
+
+class WorkerProcess:
+    def __init__(self, queues: str = "cpu,gpu", pool: str = "prefork", extra_env: dict | None = None) -> None:
+        self.log_path = TEST_HOME / f"worker-{time.monotonic_ns()}.log"
+        env = {**os.environ, **(extra_env or {})}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "worker", f"--queues={queues}", f"--pool={pool}",
+             "--concurrency=1", "--loglevel=INFO"],
+            cwd=REPO, env=env, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT)
+        self.wait_ready()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "ready." in self.log():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log()}")
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(database) -> Iterator[WorkerProcess]:
+    worker = WorkerProcess()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway_app(database):
+    from services.gateway.app import create_app
+
+    return create_app()
+
+
+@pytest.fixture(scope="session")
+def gateway(gateway_app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(gateway_app) as client:
+        yield client
+
+
+def _new_key(scope: str) -> str:
+    from services.common.auth import create_key
+    from services.common.db import session_scope
+
+    with session_scope() as session:
+        _, plaintext = create_key(db_session=session, scope=scope, name=f"test-{scope}")
+    return plaintext
+
+
+@pytest.fixture(scope="session")
+def keys(database) -> dict[str, str]:
+    return {scope: _new_key(scope) for scope in ("read", "write", "admin")}
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+class AuthedClient:
+    """The shared gateway client with one key's header on every request."""
+
+    def __init__(self, client, key: str) -> None:
+        self.client, self.key = client, key
+
+    def request(self, method: str, url: str, **kwargs):
+        headers = {**auth(self.key), **(kwargs.pop("headers", None) or {})}
+        return self.client.request(method, url, headers=headers, **kwargs)
+
+    def get(self, url, **kw):
+        return self.request("GET", url, **kw)
+
+    def post(self, url, **kw):
+        return self.request("POST", url, **kw)
+
+    def put(self, url, **kw):
+        return self.request("PUT", url, **kw)
+
+    def patch(self, url, **kw):
+        return self.request("PATCH", url, **kw)
+
+    def delete(self, url, **kw):
+        return self.request("DELETE", url, **kw)
+
+
+@pytest.fixture(scope="session")
+def api(gateway, keys) -> AuthedClient:
+    """The gateway client, authenticated with a write key."""
+    return AuthedClient(gateway, keys["write"])
+
+
+@pytest.fixture(scope="session")
+def admin_api(gateway, keys) -> AuthedClient:
+    return AuthedClient(gateway, keys["admin"])
+
+
+def wait_for_job(client, job_id: str, *, until=("succeeded", "failed", "cancelled"), timeout: float = 120.0,
+                 headers: dict | None = None) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}", headers=headers or {}).json()
+        if job.get("status") in until:
+            return job
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id} still {job.get('status')}: {job}")

@@ -18,7 +18,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("ATELIER_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-TEST_DB = os.environ.get("ATELIER_TEST_DB", "atelier_test")
+# Unique per run, so concurrent runs (a developer and CI, or two developers) never collide.
+RUN_ID = f"{os.getpid()}"
+TEST_DB = os.environ.get("ATELIER_TEST_DB", f"atelier_test_{RUN_ID}")
 PG_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{TEST_DB}"
 REDIS_URL = os.environ.get("ATELIER_TEST_REDIS", "redis://127.0.0.1:6379/15")
 TEST_HOME = Path(tempfile.mkdtemp(prefix="atelier-test-"))
@@ -29,6 +31,7 @@ PLUGIN_ENV = {
 TEST_ENV = {
     "ATELIER_DATABASE_URL": PG_URL,
     "ATELIER_BROKER_URL": REDIS_URL,
+    "ATELIER_BROKER_KEY_PREFIX": f"atelier-test-{RUN_ID}:",
     "ATELIER_HOME": str(TEST_HOME),
     "ATELIER_JOB_MAX_ATTEMPTS": "3",
     "HF_HUB_OFFLINE": "1",
@@ -47,16 +50,36 @@ def _recreate_database() -> None:
     engine.dispose()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def database() -> Iterator[str]:
+def _drop_database() -> None:
+    from sqlalchemy import create_engine, text
+
+    from services.common.db import get_engine
+
+    get_engine.cache_clear()
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def _drop_broker_keys() -> None:
     import redis
 
-    redis.Redis.from_url(REDIS_URL).flushdb()
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=f"{TEST_ENV['ATELIER_BROKER_KEY_PREFIX']}*"):
+        client.delete(key)
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this run (only tests that need one ask)."""
     _recreate_database()
     from services.common.migrate import upgrade
 
     upgrade("head")
     yield PG_URL
+    _drop_broker_keys()
+    _drop_database()
 
 
 @pytest.fixture

@@ -26,7 +26,9 @@ def create_celery_app(settings: Settings | None = None, *, extra_task_modules: t
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_time_limit=settings.job_time_limit_s,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s,
+                                  **({"global_keyprefix": settings.broker_key_prefix}
+                                     if settings.broker_key_prefix else {})},
         broker_connection_retry_on_startup=True,
         task_ignore_result=True,  # results live in the jobs table
         worker_hijack_root_logger=False,

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         None, description="Celery broker (redis://…). Unset: jobs run on the in-process worker."
     )
+    broker_key_prefix: str = Field("", description="Prefix for every broker key (several stacks on one Redis).")
     artifact_root: Path | None = Field(None, description="Where job outputs live; default `home`/artifacts.")
     selection_url: str | None = Field(None, description="Selection service base URL; unset: in-process.")
     quantization_url: str | None = Field(None, description="Quantization service base URL; unset: in-process.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import create_engine, inspect, text
 
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, RUN_ID
 
 
 def _fresh_pg(name: str) -> str:
@@ -28,7 +28,8 @@ def test_postgres_up_down_up():
     from services.common.migrate import downgrade, upgrade
     from services.common.models_registry import import_all_models
 
-    url = _fresh_pg("atelier_migrations_test")
+    name = f"atelier_migrations_test_{RUN_ID}"
+    url = _fresh_pg(name)
     upgrade("head", url=url)
     expected = set(import_all_models().tables)
     assert _tables(url) == expected
@@ -36,6 +37,10 @@ def test_postgres_up_down_up():
     assert _tables(url) == set()
     upgrade("head", url=url)
     assert _tables(url) == expected
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    engine.dispose()
 
 
 def test_sqlite_upgrade(tmp_path):

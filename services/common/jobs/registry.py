@@ -39,6 +39,8 @@ def job_kind(name: str, *, queue: str) -> Callable[[Handler], Handler]:
 
 
 def get_kind(name: str) -> JobKind | None:
+    if name not in _KINDS:
+        load_task_modules()  # an API process learns the kinds (and their queues) on first use
     return _KINDS.get(name)
 
 

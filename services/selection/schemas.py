@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Name = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class ModelIn(BaseModel):
+    name: Name
+    ref: str | None = Field(None, max_length=1000, description="Hub id or local path.")
+    family: str | None = Field(None, max_length=200)
+    architecture: str | None = Field(None, max_length=200)
+    num_parameters: float | None = Field(None, ge=0)
+    resolution: float | None = Field(None, ge=0)
+    pretraining_data: str | None = Field(None, max_length=300)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    features: dict[str, float] = Field(default_factory=dict, description="Numeric features for the predictor.")
+
+
+class ModelPatch(BaseModel):
+    ref: str | None = Field(None, max_length=1000)
+    family: str | None = Field(None, max_length=200)
+    architecture: str | None = Field(None, max_length=200)
+    num_parameters: float | None = Field(None, ge=0)
+    resolution: float | None = Field(None, ge=0)
+    pretraining_data: str | None = Field(None, max_length=300)
+    metadata: dict[str, Any] | None = None
+    features: dict[str, float] | None = None
+
+
+class ModelOut(ModelIn):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    created_at: datetime
+
+
+class DatasetIn(BaseModel):
+    name: Name
+    uri: str | None = Field(None, max_length=1000, description="Image folder (imagefolder layout).")
+    size: float | None = Field(None, ge=0)
+    modality: str = Field("image", max_length=50)
+    caption_stats: dict[str, float] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    profile: list[float] | None = Field(None, max_length=100_000, description="Packed profile embedding.")
+
+
+class DatasetPatch(BaseModel):
+    uri: str | None = Field(None, max_length=1000)
+    size: float | None = Field(None, ge=0)
+    modality: str | None = Field(None, max_length=50)
+    caption_stats: dict[str, float] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class DatasetOut(DatasetIn):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    created_at: datetime
+
+
+class ResultIn(BaseModel):
+    model: Name = Field(description="Model id or name.")
+    dataset: Name = Field(description="Dataset id or name.")
+    metric: str = Field("eval_accuracy", min_length=1, max_length=100)
+    value: float = Field(allow_inf_nan=False)
+    higher_is_better: bool = True
+    config: dict[str, Any] = Field(default_factory=dict)
+    source: Literal["imported", "measured"] = "imported"
+    job_id: str | None = Field(None, max_length=32)
+
+
+class ResultOut(BaseModel):
+    id: str
+    model: str
+    dataset: str
+    metric: str
+    value: float
+    higher_is_better: bool
+    config: dict[str, Any]
+    source: str
+    job_id: str | None
+    created_at: datetime
+
+
+class SimilarityIn(BaseModel):
+    dataset_a: Name
+    dataset_b: Name
+    value: float = Field(ge=0, allow_inf_nan=False, description="A distance: smaller = more similar.")
+    method: str = Field("user", min_length=1, max_length=100)
+
+
+class ImportReportOut(BaseModel):
+    imported: int
+    created_models: list[str] = Field(default_factory=list)
+    created_datasets: list[str] = Field(default_factory=list)
+    skipped: list[dict[str, Any]] = Field(default_factory=list)
+    duplicates: int = 0
+    unmatched: dict[str, list[str]] = Field(default_factory=dict)
+    renamed: dict[str, str] = Field(default_factory=dict)
+    degenerate: dict[str, str] = Field(default_factory=dict)
+
+
+class InlineDataset(BaseModel):
+    name: str = Field("new-dataset", max_length=300)
+    profile: list[float] | None = Field(None, max_length=100_000)
+    distances: dict[str, float] | None = Field(None, description="Distance to known datasets by name.")
+    metadata: dict[str, float] = Field(default_factory=dict, description="e.g. size, number_of_classes")
+
+    @model_validator(mode="after")
+    def _needs_profile_or_distances(self):
+        if not self.profile and not self.distances:
+            raise ValueError("an inline dataset needs a profile or distances to known datasets")
+        return self
+
+
+class RankRequest(BaseModel):
+    dataset: str | None = Field(None, max_length=300, description="A registered dataset, by id or name.")
+    inline: InlineDataset | None = None
+    candidates: list[str] | None = Field(None, max_length=10_000, description="Model ids or names.")
+    k: int = Field(10, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _one_target(self):
+        if (self.dataset is None) == (self.inline is None):
+            raise ValueError("give exactly one of `dataset` or `inline`")
+        return self
+
+
+class RankedModelOut(BaseModel):
+    model: str
+    model_id: str | None
+    rank: int
+    score: float
+    explanation: dict[str, Any]
+
+
+class RankResponse(BaseModel):
+    dataset: str
+    predictor_version: str
+    graph_version_id: str
+    graph_stale: bool
+    ranking: list[RankedModelOut]
+
+
+class FitRequest(BaseModel):
+    embedding: Literal["sage", "gat", "node2vec", "none"] = "sage"
+    objective: Literal["regression", "lambdarank"] = "regression"
+    evaluate: bool = Field(True, description="Also run the leave-one-dataset-out evaluation.")
+    seed: int = 0
+
+
+class ProfileRequest(BaseModel):
+    dataset: str = Field(max_length=300, description="Dataset id or name; its `uri` is the image folder.")
+    max_items: int = Field(512, ge=1, le=100_000)
+
+
+class GraphVersionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    training_hash: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    created_at: datetime
+    job_id: str | None
+
+
+class GraphOut(BaseModel):
+    nodes: list[dict[str, Any]]
+    edges: list[dict[str, Any]]
+    version: GraphVersionOut | None
+    stale: bool

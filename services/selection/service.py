@@ -1,0 +1,469 @@
+"""Selection service functions: rows in PostgreSQL <-> the M&C core. Keyword-only."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from services.common.errors import Problem, not_found
+from services.selection.mc.records import (
+    DatasetRow, ImportReport, ModelRow, NameMatcher, ResultRow, SimilarityRow, Zoo, parse_datasets,
+    parse_distance_matrix, parse_models, parse_results,
+)
+from services.selection.models import Dataset, DatasetSimilarity, FinetuneResult, GraphVersion, Model
+from services.selection.schemas import (
+    DatasetIn, DatasetPatch, FitRequest, ImportReportOut, ModelIn, ModelPatch, RankRequest, ResultIn, SimilarityIn,
+)
+
+MODEL_FIELDS = ("ref", "family", "architecture", "num_parameters", "resolution", "pretraining_data", "features")
+DATASET_FIELDS = ("uri", "size", "modality", "caption_stats", "profile")
+
+
+# ---------------------------------------------------------------- models and datasets
+
+
+def _by_id_or_name(db_session: Session, table, ident: str):
+    row = db_session.get(table, ident)
+    if row is None:
+        row = db_session.scalar(select(table).where(table.name == ident))
+    return row
+
+
+def get_model(*, db_session: Session, ident: str) -> Model:
+    model = _by_id_or_name(db_session, Model, ident)
+    if model is None:
+        raise not_found("model", ident)
+    return model
+
+
+def get_dataset(*, db_session: Session, ident: str) -> Dataset:
+    dataset = _by_id_or_name(db_session, Dataset, ident)
+    if dataset is None:
+        raise not_found("dataset", ident)
+    return dataset
+
+
+def _unique_name(db_session: Session, table, name: str, what: str) -> None:
+    if db_session.scalar(select(table.id).where(table.name == name)) is not None:
+        raise Problem(409, f"a {what} named {name!r} already exists")
+
+
+def create_model(*, db_session: Session, body: ModelIn) -> Model:
+    _unique_name(db_session, Model, body.name, "model")
+    data = body.model_dump()
+    model = Model(name=data.pop("name"), meta=data.pop("metadata"), **data)
+    db_session.add(model)
+    db_session.commit()
+    return model
+
+
+def update_model(*, db_session: Session, ident: str, body: ModelPatch) -> Model:
+    model = get_model(db_session=db_session, ident=ident)
+    for key, value in body.model_dump(exclude_unset=True).items():
+        setattr(model, "meta" if key == "metadata" else key, value)
+    db_session.commit()
+    return model
+
+
+def delete_model(*, db_session: Session, ident: str) -> None:
+    db_session.delete(get_model(db_session=db_session, ident=ident))
+    db_session.commit()
+
+
+def list_rows(*, db_session: Session, table, offset: int, limit: int) -> list:
+    return list(db_session.scalars(select(table).order_by(table.name).offset(offset).limit(limit)))
+
+
+def create_dataset(*, db_session: Session, body: DatasetIn) -> Dataset:
+    _unique_name(db_session, Dataset, body.name, "dataset")
+    data = body.model_dump()
+    dataset = Dataset(name=data.pop("name"), meta=data.pop("metadata"), **data)
+    db_session.add(dataset)
+    db_session.commit()
+    return dataset
+
+
+def update_dataset(*, db_session: Session, ident: str, body: DatasetPatch) -> Dataset:
+    dataset = get_dataset(db_session=db_session, ident=ident)
+    for key, value in body.model_dump(exclude_unset=True).items():
+        setattr(dataset, "meta" if key == "metadata" else key, value)
+    db_session.commit()
+    return dataset
+
+
+def delete_dataset(*, db_session: Session, ident: str) -> None:
+    db_session.delete(get_dataset(db_session=db_session, ident=ident))
+    db_session.commit()
+
+
+# ---------------------------------------------------------------- results and similarities
+
+
+def result_out(row: FinetuneResult) -> dict[str, Any]:
+    return {"id": row.id, "model": row.model.name, "dataset": row.dataset.name, "metric": row.metric,
+            "value": row.value, "higher_is_better": row.higher_is_better, "config": row.config,
+            "source": row.source, "job_id": row.job_id, "created_at": row.created_at}
+
+
+def add_result(*, db_session: Session, body: ResultIn) -> FinetuneResult:
+    model = get_model(db_session=db_session, ident=body.model)
+    dataset = get_dataset(db_session=db_session, ident=body.dataset)
+    row = FinetuneResult(model=model, dataset=dataset, metric=body.metric, value=body.value,
+                         higher_is_better=body.higher_is_better, config=body.config, source=body.source,
+                         job_id=body.job_id)
+    db_session.add(row)
+    db_session.commit()
+    return row
+
+
+def list_results(*, db_session: Session, model: str | None, dataset: str | None, offset: int,
+                 limit: int) -> list[FinetuneResult]:
+    query = select(FinetuneResult)
+    if model:
+        query = query.where(FinetuneResult.model_id == get_model(db_session=db_session, ident=model).id)
+    if dataset:
+        query = query.where(FinetuneResult.dataset_id == get_dataset(db_session=db_session, ident=dataset).id)
+    return list(db_session.scalars(query.order_by(FinetuneResult.created_at, FinetuneResult.id)
+                                    .offset(offset).limit(limit)))
+
+
+class _Nodes:
+    """Finds or creates model/dataset rows by name while importing, matching names loosely."""
+
+    def __init__(self, db_session: Session) -> None:
+        self.db = db_session
+        self.models = {m.name: m for m in db_session.scalars(select(Model))}
+        self.datasets = {d.name: d for d in db_session.scalars(select(Dataset))}
+        self.dataset_matcher = NameMatcher(self.datasets)
+        self.created_models: list[str] = []
+        self.created_datasets: list[str] = []
+
+    def model(self, name: str) -> Model:
+        if name not in self.models:
+            self.models[name] = Model(name=name, meta={}, features={})
+            self.db.add(self.models[name])
+            self.created_models.append(name)
+        return self.models[name]
+
+    def dataset(self, name: str, *, create: bool = True) -> Dataset | None:
+        matched = self.dataset_matcher.match(name) if name not in self.datasets else name
+        if matched is not None and matched in self.datasets:
+            return self.datasets[matched]
+        if not create:
+            return None
+        self.datasets[name] = Dataset(name=name, meta={}, caption_stats={})
+        self.db.add(self.datasets[name])
+        self.dataset_matcher = NameMatcher(self.datasets)
+        self.created_datasets.append(name)
+        return self.datasets[name]
+
+
+def _flag_degenerate(db_session: Session, report: ImportReport) -> None:
+    """Datasets whose results carry no ranking signal are flagged (never dropped silently)."""
+    from services.selection.mc.records import flag_degenerate
+
+    zoo = load_zoo(db_session=db_session)
+    classes = {d.name: d.metadata.get("number_of_classes") for d in zoo.datasets.values()}
+    report.degenerate.update(flag_degenerate(zoo.quality_matrix(), {k: v for k, v in classes.items() if v}))
+
+
+def _report(report: ImportReport, imported: int, nodes: _Nodes) -> ImportReportOut:
+    data = report.to_dict()
+    return ImportReportOut(imported=imported, created_models=nodes.created_models,
+                           created_datasets=nodes.created_datasets, skipped=data["skipped"],
+                           duplicates=data["duplicates"], unmatched=data["unmatched"], renamed=data["renamed"],
+                           degenerate=data["degenerate"])
+
+
+def import_results(*, db_session: Session, content: bytes, filename: str, source: str = "imported",
+                   job_id: str | None = None) -> ImportReportOut:
+    """Results in the benchmark format (CSV or JSON). Bad rows are reported, never raised."""
+    fmt = "json" if filename.lower().endswith(".json") else None
+    rows, report = parse_results(content, fmt=fmt, source_label=filename)
+    nodes = _Nodes(db_session)
+    for row in rows:
+        db_session.add(FinetuneResult(model=nodes.model(row.model), dataset=nodes.dataset(row.dataset),
+                                      metric=row.metric, value=row.value, higher_is_better=row.higher_is_better,
+                                      config=row.config, source=source, job_id=job_id))
+    db_session.commit()
+    _flag_degenerate(db_session, report)
+    return _report(report, len(rows), nodes)
+
+
+def import_models(*, db_session: Session, content: bytes, filename: str) -> ImportReportOut:
+    """Model metadata (e.g. model_config_dataset.csv): creates or updates models by name."""
+    rows, report = parse_models(content, filename)
+    nodes = _Nodes(db_session)
+    for row in rows:
+        model = nodes.model(row.name)
+        for key in MODEL_FIELDS:
+            if getattr(row, key) not in (None, {}):
+                setattr(model, key, getattr(row, key))
+        model.meta = {**(model.meta or {}), **row.metadata}
+    db_session.commit()
+    return _report(report, len(rows), nodes)
+
+
+def import_datasets(*, db_session: Session, content: bytes, filename: str) -> ImportReportOut:
+    """Dataset metadata (e.g. target_dataset_features.csv): creates or updates datasets by name."""
+    rows, report = parse_datasets(content, filename)
+    nodes = _Nodes(db_session)
+    for row in rows:
+        dataset = nodes.dataset(row.name)
+        if row.name != dataset.name:
+            report.renamed[row.name] = dataset.name
+        if row.size is not None:
+            dataset.size = row.size
+        dataset.meta = {**(dataset.meta or {}), **row.metadata}
+    db_session.commit()
+    _flag_degenerate(db_session, report)
+    return _report(report, len(rows), nodes)
+
+
+def import_similarity_matrix(*, db_session: Session, content: bytes, filename: str,
+                             method: str | None = None) -> ImportReportOut:
+    """A square distance matrix. Rows for names that match no dataset are reported, not stored."""
+    rows, report = parse_distance_matrix(content, method=method or filename.rsplit(".", 1)[0],
+                                         source_label=filename)
+    nodes = _Nodes(db_session)
+    unmatched: set[str] = set()
+    stored = 0
+    for row in rows:
+        a = nodes.dataset(row.dataset_a, create=False)
+        b = nodes.dataset(row.dataset_b, create=False)
+        for raw, found in ((row.dataset_a, a), (row.dataset_b, b)):
+            if found is None:
+                unmatched.add(raw)
+        if a is None or b is None or a is b:
+            continue
+        _upsert_similarity(db_session, a, b, row.value, row.method)
+        stored += 1
+    report.unmatched[filename] = sorted(unmatched)
+    db_session.commit()
+    return _report(report, stored, nodes)
+
+
+def _upsert_similarity(db_session: Session, a: Dataset, b: Dataset, value: float, method: str) -> None:
+    if a.name > b.name:
+        a, b = b, a
+    db_session.flush()
+    existing = db_session.scalar(select(DatasetSimilarity).where(
+        DatasetSimilarity.dataset_a_id == a.id, DatasetSimilarity.dataset_b_id == b.id,
+        DatasetSimilarity.method == method))
+    if existing is None:
+        db_session.add(DatasetSimilarity(dataset_a=a, dataset_b=b, value=value, method=method))
+    else:
+        existing.value = value
+
+
+def add_similarity(*, db_session: Session, body: SimilarityIn) -> None:
+    a = get_dataset(db_session=db_session, ident=body.dataset_a)
+    b = get_dataset(db_session=db_session, ident=body.dataset_b)
+    if a.id == b.id:
+        raise Problem(422, "a similarity needs two different datasets")
+    _upsert_similarity(db_session, a, b, body.value, body.method)
+    db_session.commit()
+
+
+def store_profile_similarities(*, db_session: Session, dataset: Dataset, method: str) -> int:
+    """Fréchet distances from this dataset's profile to every other profiled dataset."""
+    from services.selection.mc.similarity import profile_distance
+
+    others = db_session.scalars(select(Dataset).where(Dataset.id != dataset.id, Dataset.profile.is_not(None)))
+    count = 0
+    for other in others:
+        if len(other.profile) != len(dataset.profile):
+            continue  # profiled with another encoder: not comparable
+        value = profile_distance(np.asarray(dataset.profile), np.asarray(other.profile))
+        _upsert_similarity(db_session, dataset, other, value, method)
+        count += 1
+    db_session.commit()
+    return count
+
+
+# ---------------------------------------------------------------- the zoo for the core
+
+
+def load_zoo(*, db_session: Session) -> Zoo:
+    zoo = Zoo()
+    for m in db_session.scalars(select(Model)):
+        zoo.models[m.name] = ModelRow(name=m.name, ref=m.ref, family=m.family, architecture=m.architecture,
+                                      num_parameters=m.num_parameters, resolution=m.resolution,
+                                      pretraining_data=m.pretraining_data, metadata=m.meta or {},
+                                      features=m.features or {})
+    for d in db_session.scalars(select(Dataset)):
+        zoo.datasets[d.name] = DatasetRow(name=d.name, uri=d.uri, size=d.size, modality=d.modality,
+                                          caption_stats=d.caption_stats or {}, metadata=d.meta or {},
+                                          profile=None if d.profile is None else np.asarray(d.profile))
+    for r in db_session.scalars(select(FinetuneResult)):
+        zoo.results.append(ResultRow(model=r.model.name, dataset=r.dataset.name, metric=r.metric, value=r.value,
+                                     higher_is_better=r.higher_is_better, config=r.config or {}, source=r.source,
+                                     job_id=r.job_id))
+    for s in db_session.scalars(select(DatasetSimilarity)):
+        zoo.similarities.append(SimilarityRow(s.dataset_a.name, s.dataset_b.name, s.value, s.method))
+    return zoo
+
+
+def data_revision(*, db_session: Session) -> str:
+    """A cheap fingerprint of the graph's rows: counts and newest times of every table."""
+    parts = []
+    for table in (Model, Dataset, FinetuneResult, DatasetSimilarity):
+        count, newest = db_session.execute(select(func.count(table.id), func.max(table.updated_at))).one()
+        parts.append(f"{table.__tablename__}:{count}:{newest}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def training_hash(zoo: Zoo) -> str:
+    """Hash of exactly what a fit sees: results, similarities and metadata."""
+    payload = {
+        "results": sorted((r.model, r.dataset, r.metric, round(r.value, 9), r.higher_is_better) for r in zoo.results),
+        "similarities": sorted((s.dataset_a, s.dataset_b, s.method, round(s.value, 9)) for s in zoo.similarities),
+        "models": sorted((m.name, m.family, m.num_parameters, json.dumps(m.features, sort_keys=True))
+                         for m in zoo.models.values()),
+        "datasets": sorted((d.name, d.size, json.dumps(d.metadata, sort_keys=True, default=str))
+                           for d in zoo.datasets.values()),
+    }
+    return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()
+
+
+class _ZooCache:
+    """The graph rows and the latest trained ranker, reloaded only when the data or version change."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[str, str | None] | None = None
+        self._value: tuple[Zoo, Any, Any, str] | None = None
+
+    def get(self, db_session: Session, version: GraphVersion):
+        from services.selection.mc.graph import tables_from_zoo
+        from services.selection.mc.predictor import Ranker
+
+        key = (data_revision(db_session=db_session), version.id)
+        with self._lock:
+            if self._key != key or self._value is None:
+                zoo = load_zoo(db_session=db_session)
+                ranker = Ranker.from_bytes(version.predictor)
+                self._value = (zoo, tables_from_zoo(zoo), ranker, training_hash(zoo))
+                self._key = key
+            return self._value
+
+
+_cache = _ZooCache()
+
+
+def latest_version(*, db_session: Session) -> GraphVersion | None:
+    return db_session.scalar(select(GraphVersion).order_by(GraphVersion.created_at.desc()).limit(1))
+
+
+def rank(*, db_session: Session, body: RankRequest) -> dict[str, Any]:
+    version = latest_version(db_session=db_session)
+    if version is None:
+        raise Problem(409, "no trained matching graph yet: run POST /v1/selection/fit first",
+                      title="Graph not trained")
+    zoo, tables, ranker, current_hash = _cache.get(db_session, version)
+    distances: dict[str, float] | None = None
+    metadata: dict[str, float] | None = None
+    if body.dataset is not None:
+        target = get_dataset(db_session=db_session, ident=body.dataset).name
+    else:
+        inline = body.inline
+        target = inline.name
+        if target in zoo.datasets:
+            raise Problem(409, f"dataset {target!r} is registered; rank it by name or choose another inline name")
+        distances = dict(inline.distances or {})
+        if inline.profile:
+            distances.update(_distances_from_profile(zoo, np.asarray(inline.profile)))
+        unknown = sorted(set(distances) - set(zoo.datasets))
+        if unknown:
+            raise Problem(422, f"distances name unknown datasets: {', '.join(unknown[:10])}")
+        if not distances:
+            raise Problem(422, "the inline profile matches no profiled dataset (different encoder or none profiled)")
+        metadata = inline.metadata
+    candidates = None
+    if body.candidates:
+        candidates = [get_model(db_session=db_session, ident=c).name for c in body.candidates]
+    ranked = ranker.rank(tables, target, candidates=candidates, k=body.k, distances=distances, metadata=metadata)
+    ids = dict(db_session.execute(select(Model.name, Model.id).where(Model.name.in_([r.model for r in ranked]))).all())
+    return {
+        "dataset": target,
+        "predictor_version": ranker.version,
+        "graph_version_id": version.id,
+        "graph_stale": current_hash != version.training_hash,
+        "ranking": [{"model": r.model, "model_id": ids.get(r.model), "rank": r.rank, "score": r.score,
+                     "explanation": r.evidence} for r in ranked],
+    }
+
+
+def _distances_from_profile(zoo: Zoo, profile: np.ndarray) -> dict[str, float]:
+    from services.selection.mc.similarity import profile_distance
+
+    return {d.name: profile_distance(profile, d.profile) for d in zoo.datasets.values()
+            if d.profile is not None and len(d.profile) == len(profile)}
+
+
+def fit(*, db_session: Session, body: FitRequest, job_id: str | None, progress) -> GraphVersion:
+    """Train embeddings + predictor on every row; optionally evaluate leave-one-dataset-out."""
+    from services.selection.mc.predictor import Ranker, RankerConfig
+
+    zoo = load_zoo(db_session=db_session)
+    if sum(1 for _ in {r.dataset for r in zoo.results}) < 2:
+        raise ValueError("fitting needs fine-tuning results on at least two datasets")
+    config = RankerConfig(embedding=body.embedding, objective=body.objective, seed=body.seed)
+    progress(0.1, "training embeddings and predictor")
+    ranker = Ranker(config).fit(zoo)
+    evaluation = None
+    if body.evaluate:
+        evaluation = evaluate(zoo=zoo, config=config, progress=lambda f, msg: progress(0.4 + 0.55 * f, msg))
+    version = GraphVersion(training_hash=training_hash(zoo), predictor=ranker.to_bytes(),
+                           config={"embedding": body.embedding, "objective": body.objective, "seed": body.seed},
+                           metrics={"inner_cv": ranker.cv, "trained_on": len(ranker.trained_on),
+                                    "predictor_version": ranker.version},
+                           evaluation=evaluation, job_id=job_id)
+    db_session.add(version)
+    db_session.commit()
+    return version
+
+
+def evaluate(*, zoo: Zoo, config, progress) -> dict[str, Any]:
+    """Leave-one-dataset-out over every dataset with results, M&C against the baselines."""
+    from services.selection.mc.evaluate import (
+        best_on_average, leave_one_dataset_out, nearest_dataset, random_method, ranker_method, summarise,
+    )
+
+    targets = sorted({r.dataset for r in zoo.results})
+    methods = {"mc": ranker_method(config), "best_on_average": best_on_average,
+               "nearest_dataset": nearest_dataset, "random": random_method(0)}
+    done = [0]
+
+    def on_target(message: str) -> None:
+        done[0] += 1
+        progress(done[0] / len(targets), message[:180])
+
+    results = leave_one_dataset_out(zoo, methods, targets, progress=on_target)
+    return {"targets": targets, "methods": summarise(results), "primary": "mc"}
+
+
+def graph(*, db_session: Session) -> dict[str, Any]:
+    """Nodes and edges for the dashboard."""
+    version = latest_version(db_session=db_session)
+    nodes, edges = [], []
+    for m in db_session.scalars(select(Model).order_by(Model.name)):
+        nodes.append({"id": m.id, "type": "model", "name": m.name, "family": m.family})
+    for d in db_session.scalars(select(Dataset).order_by(Dataset.name)):
+        nodes.append({"id": d.id, "type": "dataset", "name": d.name, "profiled": d.profile is not None})
+    for r in db_session.scalars(select(FinetuneResult)):
+        edges.append({"type": "finetune", "source": r.model_id, "target": r.dataset_id, "metric": r.metric,
+                      "value": r.value, "higher_is_better": r.higher_is_better, "source_kind": r.source})
+    for s in db_session.scalars(select(DatasetSimilarity)):
+        edges.append({"type": "similarity", "source": s.dataset_a_id, "target": s.dataset_b_id,
+                      "value": s.value, "method": s.method})
+    stale = True
+    if version is not None:
+        stale = training_hash(load_zoo(db_session=db_session)) != version.training_hash
+    return {"nodes": nodes, "edges": edges, "version": version, "stale": stale}

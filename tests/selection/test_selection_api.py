@@ -1,0 +1,173 @@
+"""The selection service through the gateway: rows in PostgreSQL, fit as a Celery job, ranking."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import wait_for_job
+
+BENCH = Path(__file__).resolve().parents[3] / "shared" / "benchmarks" / "transfergraph-image"
+
+
+@pytest.fixture
+def clean_selection(database):
+    from services.common.db import session_scope
+
+    with session_scope() as session:
+        session.execute(text("TRUNCATE models, datasets, finetune_results, dataset_similarity, graph_versions "
+                             "CASCADE"))
+    from services.selection import service
+
+    service._cache.__init__()  # a cached ranker from another test's data must not leak in
+
+
+def upload(api, path: str, name: str, content: bytes, **data):
+    return api.post(path, files={"file": (name, io.BytesIO(content))}, data=data)
+
+
+def seed_two_clusters(api):
+    """Models mA/mB excel on clusters A/B; mC/mD are mediocre everywhere. The right answer is known."""
+    for name, family in (("mA", "alpha"), ("mB", "beta"), ("mC", "gamma"), ("mD", "delta")):
+        assert api.post("/v1/selection/models", json={"name": name, "family": family,
+                                                     "num_parameters": 1e6}).status_code == 201
+    clusters = {"a1": "A", "a2": "A", "a3": "A", "a4": "A", "b1": "B", "b2": "B", "b3": "B", "b4": "B"}
+    for name in clusters:
+        assert api.post("/v1/selection/datasets", json={"name": name, "size": 1000}).status_code == 201
+    quality = {"A": {"mA": 0.9, "mB": 0.5, "mC": 0.6, "mD": 0.55}, "B": {"mA": 0.5, "mB": 0.9, "mC": 0.6, "mD": 0.55}}
+    results = []
+    for ds, cluster in clusters.items():
+        jitter = int(ds[1]) * 0.005
+        results += [{"model": m, "dataset": ds, "value": q + jitter} for m, q in quality[cluster].items()]
+    assert api.post("/v1/selection/results", json=results).status_code == 201
+    names = list(clusters)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            distance = 1.0 if clusters[a] == clusters[b] else 10.0
+            assert api.post("/v1/selection/similarities",
+                            json={"dataset_a": a, "dataset_b": b, "value": distance}).status_code == 204
+    return clusters
+
+
+def fit(api, **body):
+    response = api.post("/v1/selection/fit", json={"embedding": "sage", "evaluate": False, **body})
+    assert response.status_code == 202, response.text
+    job = wait_for_job(api, response.json()["id"], timeout=300)
+    assert job["status"] == "succeeded", job
+    return job
+
+
+def test_crud_and_unknown_ids(api, clean_selection):
+    created = api.post("/v1/selection/models", json={"name": "m1", "family": "unet", "features": {"depth": 3}})
+    assert created.status_code == 201
+    model_id = created.json()["id"]
+    assert api.get(f"/v1/selection/models/{model_id}").json()["name"] == "m1"
+    assert api.get("/v1/selection/models/m1").json()["id"] == model_id
+    assert api.patch(f"/v1/selection/models/{model_id}", json={"family": "dit"}).json()["family"] == "dit"
+    assert api.post("/v1/selection/models", json={"name": "m1"}).status_code == 409
+    assert api.get("/v1/selection/models/nope").status_code == 404
+    assert api.get("/v1/selection/models/nope").headers["content-type"].startswith("application/problem+json")
+    assert api.post("/v1/selection/results", json={"model": "m1", "dataset": "ghost", "value": 1}).status_code == 404
+    assert api.post("/v1/selection/rank", json={"dataset": "ghost"}).status_code in (404, 409)
+    assert api.delete(f"/v1/selection/models/{model_id}").status_code == 204
+    assert api.get(f"/v1/selection/models/{model_id}").status_code == 404
+
+
+def test_bad_uploads_are_4xx_and_junk_rows_reported(api, clean_selection):
+    assert upload(api, "/v1/selection/results/import", "r.csv", b"").status_code == 422
+    assert api.post("/v1/selection/results/import").status_code == 422  # no file
+    junk = (b"model,finetuned_dataset,eval_accuracy\n"
+            b"m1,d1,0.5\n"
+            b"m2,d1,not-a-number\n"
+            b",d1,0.3\n"
+            b"m3,d1,0.7\n")
+    report = upload(api, "/v1/selection/results/import", "records.csv", junk)
+    assert report.status_code == 200, report.text
+    body = report.json()
+    assert body["imported"] == 2
+    assert {row["row"] for row in body["skipped"]} == {2, 3}
+    assert set(body["created_models"]) == {"m1", "m3"}
+    garbage = upload(api, "/v1/selection/results/import", "records.json", b"{ this is not json")
+    assert garbage.status_code == 200 and garbage.json()["imported"] == 0 and garbage.json()["skipped"]
+
+
+def test_rank_finds_known_answer_with_explanation(api, clean_selection, celery_worker):
+    seed_two_clusters(api)
+    assert api.post("/v1/selection/rank", json={"dataset": "a1"}).status_code == 409  # not fitted yet
+    job = fit(api)
+    assert job["result"]["graph_version_id"]
+    # A registered dataset with no results of its own yet: evidence comes from its neighbours.
+    assert api.post("/v1/selection/datasets", json={"name": "a_new", "size": 1000}).status_code == 201
+    for other in ("a1", "a2", "a3", "a4"):
+        api.post("/v1/selection/similarities", json={"dataset_a": "a_new", "dataset_b": other, "value": 1.0})
+    for other in ("b1", "b2", "b3", "b4"):
+        api.post("/v1/selection/similarities", json={"dataset_a": "a_new", "dataset_b": other, "value": 10.0})
+    ranked = api.post("/v1/selection/rank", json={"dataset": "a_new", "k": 4})
+    assert ranked.status_code == 200, ranked.text
+    body = ranked.json()
+    assert body["ranking"][0]["model"] == "mA"
+    explanation = body["ranking"][0]["explanation"]
+    assert explanation["predictor_version"] == body["predictor_version"]
+    assert {d["dataset"] for d in explanation["similar_datasets"]} <= {"a1", "a2", "a3", "a4"}
+    # Inductive: an inline dataset known only by its distances, no retraining.
+    inline = {"name": "brand-new", "distances": {"b1": 1.0, "b2": 1.0, "a1": 10.0, "a2": 10.0}}
+    ranked = api.post("/v1/selection/rank", json={"inline": inline, "k": 2}).json()
+    assert ranked["ranking"][0]["model"] == "mB"
+    # Candidates restrict the ranking.
+    ranked = api.post("/v1/selection/rank", json={"dataset": "a_new", "candidates": ["mC", "mD"]}).json()
+    assert [r["model"] for r in ranked["ranking"]] == ["mC", "mD"] or \
+        {r["model"] for r in ranked["ranking"]} == {"mC", "mD"}
+
+
+def test_new_result_marks_graph_stale_and_is_used(api, clean_selection, celery_worker):
+    seed_two_clusters(api)
+    fit(api)
+    graph = api.get("/v1/selection/graph").json()
+    assert graph["stale"] is False and graph["version"]
+    assert {n["type"] for n in graph["nodes"]} == {"model", "dataset"}
+    assert {e["type"] for e in graph["edges"]} == {"finetune", "similarity"}
+    assert api.post("/v1/selection/results", json={"model": "mC", "dataset": "a1", "value": 0.99}).status_code == 201
+    assert api.get("/v1/selection/graph").json()["stale"] is True
+    ranked = api.post("/v1/selection/rank", json={"dataset": "a2", "k": 4}).json()
+    assert ranked["graph_stale"] is True
+    mc = next(r for r in ranked["ranking"] if r["model"] == "mC")
+    a1 = next(d for d in mc["explanation"]["similar_datasets"] if d["dataset"] == "a1")
+    assert a1["normalised_quality"] == pytest.approx(1.0)  # the new evidence, without a refit
+
+
+def test_rank_validation(api, clean_selection):
+    assert api.post("/v1/selection/rank", json={}).status_code == 422
+    assert api.post("/v1/selection/rank", json={"dataset": "x", "inline": {"distances": {"a": 1}}}).status_code == 422
+    assert api.post("/v1/selection/rank", json={"inline": {"name": "n"}}).status_code == 422
+    assert api.post("/v1/selection/rank", json={"dataset": "x", "k": 0}).status_code == 422
+
+
+@pytest.mark.skipif(not BENCH.exists(), reason="shared benchmark data not present")
+def test_benchmark_data_imports_through_the_api(api, clean_selection):
+    models = upload(api, "/v1/selection/models/import", "model_config_dataset.csv",
+                    (BENCH / "model_config_dataset.csv").read_bytes())
+    assert models.status_code == 200, models.text
+    records = upload(api, "/v1/selection/results/import", "records.csv", (BENCH / "records.csv").read_bytes())
+    assert records.status_code == 200, records.text
+    body = records.json()
+    assert body["imported"] > 2000
+    assert "food101" in body["degenerate"]
+    datasets = upload(api, "/v1/selection/datasets/import", "target_dataset_features.csv",
+                      (BENCH / "target_dataset_features.csv").read_bytes())
+    assert datasets.status_code == 200
+    sim_file = next(BENCH.glob("corr_domain_similarity_*.csv"))
+    sims = upload(api, "/v1/selection/similarities/import", sim_file.name, sim_file.read_bytes())
+    assert sims.status_code == 200 and sims.json()["imported"] > 50
+    from services.common.db import session_scope
+
+    with session_scope() as session:
+        n_results = session.execute(text("SELECT count(*) FROM finetune_results")).scalar()
+        n_models = session.execute(text("SELECT count(*) FROM models")).scalar()
+        n_sims = session.execute(text("SELECT count(*) FROM dataset_similarity")).scalar()
+    assert n_results == body["imported"] and n_models >= 180 and n_sims == sims.json()["imported"]
+    cifar = api.get("/v1/selection/datasets/cifar100").json()
+    assert cifar["size"] == 50000

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Annotated, Optional
@@ -131,11 +130,51 @@ def keys_create(scope: Annotated[str, typer.Option(help="read | write | admin")]
     _print_new_key(scope, name)
 
 
-def _write_json(result: dict, out: Optional[Path]) -> None:
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2))
-        typer.echo(f"wrote {out}")
+@bench_app.command("selection")
+def bench_selection(
+    data: Annotated[Path, typer.Option(help="A directory in the TransferGraph benchmark format.")],
+    targets: Annotated[Optional[str], typer.Option(help="Comma-separated targets, or 'all'.")] = None,
+    similarity: Annotated[Optional[Path], typer.Option(help="A corr_domain_similarity_*.csv to use.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.")] = None,
+    latency: Annotated[bool, typer.Option(help="Also time `rank` over 1,000 candidates.")] = False,
+    ablations: Annotated[bool, typer.Option(help="Also run the ablations (feature families, embeddings).")] = False,
+    drop_degenerate: Annotated[bool, typer.Option(help="Drop datasets flagged degenerate.")] = False,
+) -> None:
+    """Leave-one-dataset-out evaluation of M&C against the baselines."""
+    from services.selection.bench import run_benchmark
+
+    if not data.is_dir():
+        raise typer.BadParameter(f"{data} is not a directory")
+    run_benchmark(data_dir=data, targets=targets, similarity=similarity, out=out, latency=latency,
+                  gateway_latency_fn=_gateway_rank_latency if latency else None, ablations=ablations,
+                  drop_degenerate=drop_degenerate)
+
+
+def _gateway_rank_latency(zoo, ranker, target: str, candidates: list[str]) -> dict:
+    from services.gateway.benchserver import rank_latency_over_http, seeded_server
+
+    with seeded_server(zoo, ranker) as (base, key):
+        return rank_latency_over_http(base, key, {"dataset": target, "candidates": candidates, "k": 10})
+
+
+@bench_app.command("quantization")
+def bench_quantization(quick: Annotated[bool, typer.Option(help="A ≤5-minute run that still measures all.")] = False,
+                       device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+                       out: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.")] = None) -> None:
+    """MPQ-Diff allocators against fixed precision at equal weight bytes."""
+    from services.quantization.bench import run_benchmark
+
+    run_benchmark(quick=quick, device=device, out=out)
+
+
+@bench_app.command("training")
+def bench_training(quick: Annotated[bool, typer.Option(help="A ≤5-minute run that still measures all.")] = False,
+                   device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+                   out: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.")] = None) -> None:
+    """Memory and step time of fp32, amp and memlean fine-tuning, each mode in a fresh process."""
+    from services.training.bench import run_benchmark
+
+    run_benchmark(quick=quick, device=device, out=out)
 
 
 if __name__ == "__main__":  # pragma: no cover

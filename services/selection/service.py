@@ -420,12 +420,9 @@ def fit(*, db_session: Session, body: FitRequest, job_id: str | None, progress) 
     evaluation = None
     if body.evaluate:
         evaluation = evaluate(zoo=zoo, config=config, progress=lambda f, msg: progress(0.4 + 0.55 * f, msg))
-    version = GraphVersion(training_hash=training_hash(zoo), predictor=ranker.to_bytes(),
-                           config={"embedding": body.embedding, "objective": body.objective, "seed": body.seed},
-                           metrics={"inner_cv": ranker.cv, "trained_on": len(ranker.trained_on),
-                                    "predictor_version": ranker.version},
-                           evaluation=evaluation, job_id=job_id)
-    db_session.add(version)
+    version = store_version(db_session=db_session, zoo=zoo, ranker=ranker, job_id=job_id,
+                            config={"embedding": body.embedding, "objective": body.objective, "seed": body.seed})
+    version.evaluation = evaluation
     db_session.commit()
     return version
 
@@ -467,3 +464,39 @@ def graph(*, db_session: Session) -> dict[str, Any]:
     if version is not None:
         stale = training_hash(load_zoo(db_session=db_session)) != version.training_hash
     return {"nodes": nodes, "edges": edges, "version": version, "stale": stale}
+
+
+def store_zoo(*, db_session: Session, zoo: Zoo) -> None:
+    """Write an in-memory zoo as rows (bench servers, the T2I zoo build)."""
+    nodes = _Nodes(db_session)
+    for row in zoo.models.values():
+        model = nodes.model(row.name)
+        for key in MODEL_FIELDS:
+            setattr(model, key, getattr(row, key) if key != "features" else dict(row.features))
+        model.meta = dict(row.metadata)
+    for row in zoo.datasets.values():
+        dataset = nodes.dataset(row.name)
+        dataset.uri, dataset.size, dataset.modality = row.uri, row.size, row.modality
+        dataset.caption_stats, dataset.meta = dict(row.caption_stats), dict(row.metadata)
+        dataset.profile = None if row.profile is None else np.asarray(row.profile, dtype=float).tolist()
+    db_session.flush()
+    for row in zoo.results:
+        db_session.add(FinetuneResult(model=nodes.model(row.model), dataset=nodes.dataset(row.dataset),
+                                      metric=row.metric, value=row.value, higher_is_better=row.higher_is_better,
+                                      config=row.config, source=row.source, job_id=row.job_id))
+    for row in zoo.similarities:
+        a, b = nodes.dataset(row.dataset_a, create=False), nodes.dataset(row.dataset_b, create=False)
+        if a is not None and b is not None and a is not b:
+            lo, hi = (a, b) if a.name < b.name else (b, a)
+            db_session.add(DatasetSimilarity(dataset_a=lo, dataset_b=hi, value=row.value, method=row.method))
+    db_session.commit()
+
+
+def store_version(*, db_session: Session, zoo: Zoo, ranker, config: dict[str, Any],
+                  job_id: str | None = None) -> GraphVersion:
+    version = GraphVersion(training_hash=training_hash(zoo), predictor=ranker.to_bytes(), config=config,
+                           metrics={"inner_cv": ranker.cv, "trained_on": len(ranker.trained_on),
+                                    "predictor_version": ranker.version}, job_id=job_id)
+    db_session.add(version)
+    db_session.commit()
+    return version

@@ -1,0 +1,79 @@
+"""A live embedded Atelier on loopback, seeded with a zoo: for latency and load benchmarks."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def seeded_server(zoo, ranker) -> Iterator[tuple[str, str]]:
+    """Yield (base_url, admin_key) of `atelier serve` on a fresh SQLite home holding `zoo` and `ranker`."""
+    from services.common.migrate import upgrade
+    from services.selection import service
+
+    home = Path(tempfile.mkdtemp(prefix="atelier-bench-"))
+    url = f"sqlite:///{home / 'atelier.db'}"
+    upgrade("head", url=url)
+    engine = create_engine(url)
+    with Session(engine) as session:
+        service.store_zoo(db_session=session, zoo=zoo)
+        service.store_version(db_session=session, zoo=zoo, ranker=ranker, config={"source": "bench"})
+    engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATELIER_")}
+    env.update({"ATELIER_HOME": str(home), "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    port = _free_port()
+    log = home / "serve.log"
+    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "--port", str(port), "--admin-key"],
+                            env=env, cwd=home, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"bench server did not start:\n{log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        key = re.search(r"(atl_\S+)", log.read_text()).group(1)
+        yield base, key
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def rank_latency_over_http(base: str, key: str, body: dict, *, calls: int = 200) -> dict:
+    """Sequential p50/p99 of POST /v1/selection/rank through the gateway."""
+    import numpy as np
+
+    headers = {"Authorization": f"Bearer {key}"}
+    times = []
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        first = client.post("/v1/selection/rank", json=body)
+        first.raise_for_status()
+        for _ in range(calls):
+            started = time.perf_counter()
+            client.post("/v1/selection/rank", json=body).raise_for_status()
+            times.append((time.perf_counter() - started) * 1000)
+    return {"calls": calls, "candidates": len(body.get("candidates") or []) or None,
+            "p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}

@@ -55,7 +55,7 @@ def serve_service(name: Annotated[str, typer.Argument(help="selection | quantiza
     """Run one service alone (the distributed deployment)."""
     import uvicorn
 
-    from services.gateway.forward import APP_FACTORIES, load_app
+    from services.common.clients import APP_FACTORIES, load_app
 
     _logging()
     if name not in APP_FACTORIES:

@@ -70,3 +70,13 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def resolve_device(requested: str | None = None) -> str:
+    """'auto' picks CUDA when present; jobs always also run on CPU."""
+    choice = requested or get_settings().device
+    if choice == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return choice

@@ -5,8 +5,6 @@ Both modes are the same code path: only the transport under the client differs.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -15,11 +13,9 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from services.common.api import CALLER_KEY_HEADER, CALLER_SCOPE_HEADER, REQUEST_ID_HEADER, Caller
+from services.common.clients import APP_FACTORIES, load_app
 from services.common.errors import Problem
 from services.common.settings import SERVICE_NAMES, Settings
-
-# Service name -> "module:factory" of its FastAPI app, used in embedded mode.
-APP_FACTORIES = {name: f"services.{name}.app:create_app" for name in SERVICE_NAMES}
 PASSED_REQUEST_HEADERS = ("content-type", "accept", "idempotency-key", "content-length")
 DROPPED_RESPONSE_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive"}
 
@@ -33,12 +29,6 @@ class ServiceTarget:
     @property
     def embedded(self) -> bool:
         return self.app is not None
-
-
-def load_app(factory_path: str) -> FastAPI:
-    module, _, attr = factory_path.partition(":")
-    factory: Callable[[], FastAPI] = getattr(importlib.import_module(module), attr)
-    return factory()
 
 
 def build_targets(settings: Settings, extra_apps: dict[str, FastAPI] | None = None,

@@ -78,6 +78,12 @@ class JobContext:
 
     def progress(self, fraction: float, stage: str, **detail: Any) -> None:
         """Record progress (throttled) and stop here if cancellation was requested."""
+        self.report(fraction, stage, **detail)
+        self.raise_if_cancelled()
+
+    def report(self, fraction: float, stage: str, **detail: Any) -> None:
+        """Record progress without raising: for cores that poll `cancel_requested` themselves
+        (a trainer that must write a checkpoint before it stops)."""
         now = time.monotonic()
         if stage != self._last_stage or now - self._last_write >= 0.5 or fraction >= 1.0:
             self._last_write, self._last_stage = now, stage
@@ -88,7 +94,6 @@ class JobContext:
                         detail=_json_safe(detail), heartbeat_at=utcnow()))
                 self._cancelled = bool(session.scalar(select(Job.cancel_requested).where(Job.id == self.job_id)))
                 self._cancel_checked = now
-        self.raise_if_cancelled()
 
     def cancel_requested(self) -> bool:
         now = time.monotonic()

@@ -1,0 +1,202 @@
+"""`atelier bench selection`: leave-one-dataset-out benchmark of M&C model selection.
+
+Runs on any directory in the TransferGraph format (records.csv, model_config_dataset.csv,
+target_dataset_features.csv, corr_domain_similarity_*.csv), loaded through the same
+importer the API uses (mc.records).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .mc.evaluate import (
+    best_on_average, leave_one_dataset_out, lgbm_without_graph, nearest_dataset, random_method,
+    ranker_method, similarity_weighted, summarise,
+)
+from .mc.predictor import Ranker, RankerConfig
+from .mc.records import load_benchmark_dir
+
+PUBLISHED_TARGETS = ["stanfordcars", "svhn", "caltech101", "pets", "cifar100", "flowers", "smallnorb_label_elevation", "dtd"]
+PRIMARY = "mc_sage"
+# The primary: LightGBM over model / dataset / evidence / GraphSAGE features, blended with a
+# best-on-average prior, similarity-weighted evidence and the graph score; LightGBM size,
+# objective, graph family, prior, temperature and weights chosen by inner CV (predictor.py).
+BASELINES = ("random", "best_on_average", "nearest_dataset", "similarity_weighted", "lightgbm_no_graph")
+
+
+def default_methods() -> dict:
+    return {
+        "random": random_method(0),
+        "best_on_average": best_on_average,
+        "nearest_dataset": nearest_dataset,
+        "similarity_weighted": similarity_weighted,
+        "lightgbm_no_graph": lgbm_without_graph(),
+        PRIMARY: ranker_method(RankerConfig(embedding="sage")),
+    }
+
+
+def ablation_methods() -> dict:
+    """Each changes one thing of the primary."""
+    return {
+        "mc_no_graph": ranker_method(RankerConfig(families=("model", "dataset", "evidence"), embedding="none")),
+        "mc_gat": ranker_method(RankerConfig(embedding="gat")),
+        "mc_node2vec": ranker_method(RankerConfig(embedding="node2vec")),
+        "mc_no_evidence": ranker_method(RankerConfig(families=("model", "dataset", "graph"), embedding="sage",
+                                                     priors=(), taus=())),
+        "mc_no_model_meta": ranker_method(RankerConfig(families=("dataset", "evidence", "graph"), embedding="sage")),
+        "mc_no_dataset_meta": ranker_method(RankerConfig(families=("model", "evidence", "graph"), embedding="sage")),
+        "mc_lgbm_only": ranker_method(RankerConfig(embedding="sage", blend_grid=(1.0,))),
+        "mc_lambdarank": ranker_method(RankerConfig(embedding="sage", objective="lambdarank")),
+        "mc_cv_objective_graph": ranker_method(RankerConfig(embedding="sage", objective="auto", select_graph_family=True)),
+        "mc_minmax_prior": ranker_method(RankerConfig(embedding="sage", priors=("e_mean",))),
+    }
+
+
+def _device() -> str:
+    return f"cpu ({platform.processor() or platform.machine()}), torch threads=1"
+
+
+def _table(summary: dict) -> str:
+    lines = [f"{'method':<22}{'pearson':>9}{'spearman':>10}{'rel@1':>8}{'hit@1':>7}{'seconds':>9}"]
+    for name, s in summary.items():
+        lines.append(f"{name:<22}{s['pearson']:>9.3f}{s['spearman']:>10.3f}{s['rel@1']:>8.3f}{s['hit@1']:>7.3f}{s['seconds']:>9.1f}")
+    return "\n".join(lines)
+
+
+@dataclass
+class LatencySetup:
+    """What the latency is measured on: the replicated zoo, its tables, a ranker trained with
+    the target hidden, the target and the candidate list (shared with the gateway measurement)."""
+
+    zoo: Any
+    tables: Any
+    ranker: Ranker
+    target: str
+    candidates: list[str]
+
+
+def latency_setup(zoo, *, n_models: int = 1000, seed: int = 0, config: RankerConfig | None = None) -> LatencySetup:
+    """The zoo's models replicated with jittered metadata and results up to n_models; the
+    primary's configuration trained on it with the first dataset hidden."""
+    import copy
+
+    from .mc.graph import tables_from_zoo
+    from .mc.records import ResultRow
+
+    rng = np.random.default_rng(seed)
+    big = zoo.copy()
+    base = list(zoo.models.values())
+    by_model: dict[str, list] = {}
+    for r in zoo.results:
+        by_model.setdefault(r.model, []).append(r)
+    i = 0
+    while len(big.models) < n_models:
+        src = base[i % len(base)]
+        m = copy.deepcopy(src)
+        m.name = f"{src.name}#copy{i}"
+        if m.num_parameters:
+            m.num_parameters *= float(rng.uniform(0.8, 1.25))
+        big.models[m.name] = m
+        for r in by_model.get(src.name, []):
+            if rng.random() < 0.5:
+                big.results.append(ResultRow(m.name, r.dataset, r.metric, r.value * float(rng.uniform(0.97, 1.0)), r.higher_is_better))
+        i += 1
+    tables = tables_from_zoo(big)
+    target = tables.datasets[0]
+    ranker = Ranker(config or RankerConfig(embedding="sage", inner_folds=3)).fit(tables, hide=[target])
+    return LatencySetup(big, tables, ranker, target, list(tables.models[:n_models]))
+
+
+def measure_rank_latency(zoo=None, *, n_models: int = 1000, calls: int = 200, seed: int = 0,
+                         setup: LatencySetup | None = None) -> dict:
+    """p50/p99 of Ranker.rank over n_models candidates, in-process, on the GraphTables the
+    service keeps in memory (no cache across calls: every call recomputes features, the GNN
+    forward pass and the LightGBM prediction). Pass `setup` to reuse a LatencySetup."""
+    setup = setup or latency_setup(zoo, n_models=n_models, seed=seed)
+    ranker, tables, target, cands = setup.ranker, setup.tables, setup.target, setup.candidates
+    ranker.rank(tables, target, candidates=cands, k=10)  # warm-up
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        ranker.rank(tables, target, candidates=cands, k=10)
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"candidates": len(cands), "calls": calls, "target": target,
+            "p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+
+
+def run_benchmark(
+    *,
+    data_dir: str | Path,
+    targets: str | Sequence[str] | None = None,
+    similarity: str | Path | None = None,
+    out: str | Path | None = None,
+    latency: bool = False,
+    gateway_latency_fn: Callable[..., dict] | None = None,
+    ablations: bool = False,
+    drop_degenerate: bool = False,
+    exclude_degenerate_training: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    say = progress or (lambda s: print(s, file=sys.stderr, flush=True))
+    t_start = time.perf_counter()
+    zoo, report = load_benchmark_dir(data_dir, similarity=similarity, drop_degenerate=drop_degenerate)
+    say(report.summary())
+    with_results = sorted({r.dataset for r in zoo.results})
+    if targets is None:
+        targets = [t for t in PUBLISHED_TARGETS if t in with_results] or with_results
+    elif isinstance(targets, str):
+        targets = with_results if targets == "all" else [t.strip() for t in targets.split(",") if t.strip()]
+    missing = [t for t in targets if t not in with_results]
+    targets = [t for t in targets if t in with_results]
+    if missing:
+        say(f"targets without results, skipped: {', '.join(missing)}")
+    methods = default_methods()
+    if ablations:
+        methods.update(ablation_methods())
+    # data-quality rule (every method alike): datasets the importer flags as degenerate, from
+    # their own results only, are never training rows or evidence; they can still be targets.
+    excluded = sorted(report.degenerate) if exclude_degenerate_training else []
+    if excluded:
+        say(f"excluded from training (degenerate): {', '.join(excluded)}")
+    t_lodo = time.perf_counter()
+    results = leave_one_dataset_out(zoo, methods, targets, exclude_from_training=excluded, progress=say)
+    lodo_seconds = time.perf_counter() - t_lodo
+    summary = summarise(results)
+    print(_table(summary), flush=True)
+    payload = {
+        "methods": summary,
+        "primary": PRIMARY,
+        "targets": list(targets),
+        "device": _device(),
+        "seconds": time.perf_counter() - t_start,
+        "lodo_seconds": lodo_seconds,
+        "exclude_degenerate_training": exclude_degenerate_training,
+        "excluded_from_training": excluded,
+        "baselines": [b for b in BASELINES if b in summary],
+        "primary_beats_baselines": {
+            k: all(summary[PRIMARY][k] > summary[b][k] for b in BASELINES if b in summary) for k in ("pearson", "rel@1")
+        } if PRIMARY in summary else None,
+        "import_report": report.to_dict(),
+    }
+    if latency:
+        setup = latency_setup(zoo)
+        lat = measure_rank_latency(setup=setup)
+        say(f"rank latency over {lat['candidates']} candidates: p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms")
+        payload["latency"] = {"in_process": lat}
+        if gateway_latency_fn is not None:
+            payload["latency"]["gateway"] = gateway_latency_fn(setup.zoo, setup.ranker, setup.target, list(setup.candidates))
+    payload["seconds"] = time.perf_counter() - t_start
+    if out:
+        Path(out).write_text(json.dumps(payload, indent=2, default=float))
+    return payload

@@ -1,0 +1,250 @@
+"""Graph embeddings of the matching graph.
+
+GraphSAGE / GAT (PyTorch Geometric) are trained by link regression: predict the
+normalised quality of a model–dataset edge from the two node embeddings. Training is
+episodic: each step hides the results of a random third of the visible datasets from
+message passing and scores exactly those hidden edges, so the encoder learns what it is
+used for: to embed a dataset that is reached only through its similarity edges.
+
+Inductive scheme: a dataset with no results (a LODO target, or a new dataset at rank
+time) is a node with only its k-nearest-dataset edges; one forward pass of the trained
+encoder embeds it. Nothing is retrained.
+
+node2vec (library `node2vec` 0.5, networkx + gensim; PyG's Node2Vec needs pyg-lib, not on
+PyPI; pecanpy pins numpy<2) is the transductive comparison: a dataset absent from the
+trained graph gets the similarity-weighted mean of its k nearest datasets' vectors.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .graph import GraphTables, knn_dataset_edges, memo, node_features
+
+
+class LinkEncoder(nn.Module):
+    def __init__(self, in_dim: int, dim: int, kind: str):
+        super().__init__()
+        from torch_geometric.nn import GATConv, SAGEConv
+
+        self.kind = kind
+        self.inp = nn.Linear(in_dim, dim)
+        if kind == "sage":
+            self.convs = nn.ModuleList([SAGEConv(dim, dim), SAGEConv(dim, dim)])
+        elif kind == "gat":
+            self.convs = nn.ModuleList([GATConv(dim, dim, heads=2, concat=False, edge_dim=1) for _ in range(2)])
+        else:
+            raise ValueError(f"unknown GNN kind {kind!r}")
+        # edge-regression head: the predicted normalised quality of a (model, dataset) edge
+        # from the pair's interaction and each side alone, so a model's general quality is
+        # carried too and the score cannot collapse to the dot product's near-constant.
+        self.head = nn.Sequential(nn.Linear(3 * dim, dim), nn.ReLU(), nn.Linear(dim, 1))
+
+    def forward(self, x, edge_index, edge_weight):
+        h = torch.relu(self.inp(x))
+        for conv in self.convs:
+            out = conv(h, edge_index) if self.kind == "sage" else conv(h, edge_index, edge_attr=edge_weight[:, None])
+            h = h + torch.relu(out)  # residual: nodes with few edges keep their own features
+        return h
+
+    def score(self, hm, hd):
+        return torch.sigmoid(self.head(torch.cat([hm * hd, hm, hd], dim=-1)).squeeze(-1))
+
+
+class _Edges:
+    """Precomputed pieces of `graph.message_graph` (same edges, built with numpy): result edges
+    per dataset and the distance matrix, so an episode's graph costs a concatenation."""
+
+    def __init__(self, tables: GraphTables, k: int, good: float = 0.5):
+        self.M = len(tables.models)
+        self.datasets = list(tables.datasets)
+        self.pos = {d: j for j, d in enumerate(self.datasets)}
+        self.k = k
+        D = tables.dist.reindex(index=self.datasets, columns=self.datasets).to_numpy(dtype=float)
+        self.D = D
+        norm = tables.norm.reindex(columns=self.datasets).to_numpy(dtype=float)
+        self.norm = norm
+        self.res = {}
+        for j, d in enumerate(self.datasets):
+            col = norm[:, j]
+            i = np.where(np.isfinite(col) & (col >= good))[0]
+            node = self.M + j
+            src = np.concatenate([i, np.full(len(i), node)])
+            dst = np.concatenate([np.full(len(i), node), i])
+            self.res[d] = (src, dst, np.concatenate([col[i], col[i]]))
+
+    def graph(self, shown: Sequence[str]):
+        shown = [d for d in self.datasets if d in set(shown)]
+        parts = [self.res[d] for d in shown]
+        vis = np.array([self.pos[d] for d in shown], dtype=int)
+        ks, kd, kw = [], [], []
+        for j in range(len(self.datasets)):
+            cand = vis[vis != j]
+            if not len(cand):
+                continue
+            dd = self.D[j, cand]
+            ok = np.isfinite(dd)
+            cand, dd = cand[ok], dd[ok]
+            sel = np.argsort(dd, kind="stable")[: self.k]
+            ks.append(self.M + cand[sel])
+            kd.append(np.full(len(sel), self.M + j))
+            kw.append(dd[sel])
+        if kw:
+            kw_all = np.concatenate(kw)
+            scale = float(np.median(kw_all)) if len(kw_all) else 1.0
+            parts.append((np.concatenate(ks), np.concatenate(kd), np.exp(-kw_all / max(scale, 1e-9))))
+        if not parts:
+            return torch.zeros((2, 0), dtype=torch.long), torch.zeros(0)
+        src = np.concatenate([p[0] for p in parts])
+        dst = np.concatenate([p[1] for p in parts])
+        w = np.concatenate([p[2] for p in parts])
+        return torch.tensor(np.stack([src, dst]), dtype=torch.long), torch.tensor(w, dtype=torch.float32)
+
+
+@dataclass
+class GNNEmbedder:
+    kind: str = "sage"
+    dim: int = 16
+    epochs: int = 80
+    lr: float = 0.01
+    k: int = 3
+    hide_fraction: float = 0.34
+    seed: int = 0
+    state: dict = field(default_factory=dict, repr=False)
+    in_dim: int = 0
+
+    def fit(self, tables: GraphTables, visible: Sequence[str]) -> "GNNEmbedder":
+        """Episodic link regression, full batch: each step hides a third of the visible datasets'
+        results from message passing and regresses exactly those edges' normalised quality."""
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        visible = [d for d in tables.datasets if d in set(visible)]
+        x = node_features(tables)
+        self.in_dim = x.shape[1]
+        net = LinkEncoder(self.in_dim, self.dim, self.kind)
+        opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=1e-4)
+        edges = _Edges(tables, self.k)
+        targets = {}
+        for d in visible:
+            col = edges.norm[:, edges.pos[d]]
+            ok = np.where(np.isfinite(col))[0]
+            targets[d] = (ok, col[ok])
+        n_hide = max(1, int(round(self.hide_fraction * len(visible))))
+        for _ in range(self.epochs):
+            hidden = list(rng.choice(visible, size=min(n_hide, len(visible) - 1 or 1), replace=False))
+            shown = [d for d in visible if d not in hidden]
+            ei, ew = edges.graph(shown)
+            h = net(x, ei, ew)
+            mi = np.concatenate([targets[d][0] for d in hidden])
+            di = np.concatenate([np.full(len(targets[d][0]), edges.M + edges.pos[d]) for d in hidden])
+            y = torch.tensor(np.concatenate([targets[d][1] for d in hidden]), dtype=torch.float32)
+            pred = net.score(h[torch.from_numpy(mi)], h[torch.from_numpy(di)])
+            loss = torch.mean((pred - y) ** 2)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        self.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        self._netobj = None
+        return self
+
+    def _net(self) -> LinkEncoder:
+        net = getattr(self, "_netobj", None)
+        if net is None:
+            net = LinkEncoder(self.in_dim, self.dim, self.kind)
+            net.load_state_dict(self.state)
+            self._netobj = net.eval()
+        return self._netobj
+
+    @torch.no_grad()
+    def edge_scores(self, tables: GraphTables, visible: Sequence[str], queries: Sequence[str]) -> dict[str, np.ndarray]:
+        """Predicted normalised quality of every model on each query dataset (one forward pass;
+        query datasets' own results are never message edges)."""
+        net = self._net()
+        shown = [d for d in visible if d not in set(queries)]
+        edges = memo(tables, ("edges", self.k), lambda: _Edges(tables, self.k))
+        ei, ew = edges.graph(shown)
+        h = net(node_features(tables), ei, ew)
+        hm = h[: edges.M]
+        return {q: net.score(hm, h[edges.M + edges.pos[q]].expand_as(hm)).numpy() for q in queries}
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        torch.save({"cfg": (self.kind, self.dim, self.epochs, self.lr, self.k, self.hide_fraction, self.seed, self.in_dim),
+                    "state": self.state}, buf)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "GNNEmbedder":
+        obj = torch.load(io.BytesIO(data), weights_only=True)
+        kind, dim, epochs, lr, k, hf, seed, in_dim = obj["cfg"]
+        return cls(kind, dim, epochs, lr, k, hf, seed, obj["state"], in_dim)
+
+
+@dataclass
+class Node2VecEmbedder:
+    dim: int = 16
+    walk_length: int = 12
+    num_walks: int = 10
+    k: int = 3
+    good: float = 0.5
+    seed: int = 0
+    vectors: dict = field(default_factory=dict, repr=False)
+
+    def fit(self, tables: GraphTables, visible: Sequence[str]) -> "Node2VecEmbedder":
+        """Embed the graph of the visible results plus every dataset's kNN similarity edges."""
+        import networkx as nx
+        from node2vec import Node2Vec
+
+        visible = [d for d in tables.datasets if d in set(visible)]
+        G = nx.Graph()
+        G.add_nodes_from(f"m:{m}" for m in tables.models)
+        G.add_nodes_from(f"d:{d}" for d in tables.datasets)
+        for d in visible:
+            col = tables.norm[d]
+            for m, v in col.items():
+                if np.isfinite(v) and v >= self.good:
+                    G.add_edge(f"m:{m}", f"d:{d}", weight=float(v))
+        edges = knn_dataset_edges(tables, tables.datasets, visible, self.k)
+        scale = float(np.median([e[2] for e in edges])) if edges else 1.0
+        for a, b, dd in edges:
+            G.add_edge(f"d:{a}", f"d:{b}", weight=float(np.exp(-dd / max(scale, 1e-9))))
+        n2v = Node2Vec(G, dimensions=self.dim, walk_length=self.walk_length, num_walks=self.num_walks,
+                       workers=1, quiet=True, seed=self.seed)
+        wv = n2v.fit(window=5, min_count=1, batch_words=256, seed=self.seed, workers=1).wv
+        self.vectors = {n: np.asarray(wv[n], dtype=np.float64) for n in G.nodes if n in wv}
+        return self
+
+    def dataset_vector(self, tables: GraphTables, name: str) -> np.ndarray:
+        key = f"d:{name}"
+        if key in self.vectors:
+            return self.vectors[key]
+        known = [d for d in tables.datasets if f"d:{d}" in self.vectors]
+        nn_ = knn_dataset_edges(tables, [name], known, self.k)
+        if not nn_:
+            return np.zeros(self.dim)
+        w = np.exp(-np.array([e[2] for e in nn_]) / (np.median([e[2] for e in nn_]) + 1e-9))
+        return np.average([self.vectors[f"d:{e[1]}"] for e in nn_], axis=0, weights=w)
+
+    def edge_scores(self, tables: GraphTables, visible: Sequence[str], queries: Sequence[str]) -> dict[str, np.ndarray]:
+        """Cosine between each model's vector and the query dataset's vector."""
+        mv = np.stack([self.vectors.get(f"m:{m}", np.zeros(self.dim)) for m in tables.models])
+        mv = mv / (np.linalg.norm(mv, axis=1, keepdims=True) + 1e-9)
+        out = {}
+        for q in queries:
+            v = self.dataset_vector(tables, q)
+            out[q] = mv @ (v / (np.linalg.norm(v) + 1e-9))
+        return out
+
+
+def make_embedder(kind: str, seed: int = 0):
+    if kind in ("sage", "gat"):
+        return GNNEmbedder(kind=kind, seed=seed)
+    if kind == "node2vec":
+        return Node2VecEmbedder(seed=seed)
+    raise ValueError(f"unknown embedding {kind!r}")

@@ -1,0 +1,142 @@
+"""Leave-one-dataset-out evaluation: metrics, baselines and the harness.
+
+For each target every record of the target is removed from the zoo BEFORE anything is
+built (tables, graph, features, predictor); the target keeps its node, metadata and
+similarity rows. Predictions are compared with the hidden records.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy import stats
+
+from .graph import GraphTables, tables_from_zoo
+from .predictor import TAUS, Ranker, RankerConfig, evidence_score, _fold_of
+from .records import Zoo
+
+Method = Callable[[GraphTables, str, list[str]], np.ndarray]  # (tables without target results, target, train) -> scores
+
+
+def selection_metrics(score: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """pearson/spearman over models with a record; rel@1 = truth[top]/best; hit@1: top is a best one."""
+    score, truth = np.asarray(score, float), np.asarray(truth, float)
+    m = np.isfinite(truth) & np.isfinite(score)
+    s, t = score[m], truth[m]
+    if len(t) < 2:
+        return {"pearson": float("nan"), "spearman": float("nan"), "rel@1": float("nan"), "hit@1": float("nan")}
+    const = np.std(s) == 0
+    top = int(np.argmax(s))
+    best = t.max()
+    return {
+        "pearson": 0.0 if const else float(stats.pearsonr(s, t)[0]),
+        "spearman": 0.0 if const else float(stats.spearmanr(s, t)[0]),
+        "rel@1": float(t[top] / best) if best > 0 else float(t[top] == best),
+        "hit@1": float(t[top] >= best - 1e-12),
+    }
+
+
+# ---------------------------------------------------------------- baselines
+
+
+def random_method(seed: int = 0) -> Method:
+    def f(tables, target, train):
+        rng = np.random.default_rng([seed, zlib.crc32(target.encode())])  # stable across processes
+        return rng.random(len(tables.models))
+    return f
+
+
+def best_on_average(tables: GraphTables, target: str, train: list[str]) -> np.ndarray:
+    return tables.norm[train].mean(axis=1).to_numpy()
+
+
+def nearest_dataset(tables: GraphTables, target: str, train: list[str]) -> np.ndarray:
+    """Each model's normalised quality on the nearest training dataset it has a result on."""
+    dist = tables.distance(target, train)
+    order = [train[i] for i in np.argsort(np.where(np.isfinite(dist), dist, np.inf))]
+    X = tables.norm[order].to_numpy(dtype=float)
+    out = np.full(len(tables.models), np.nan)
+    for j in range(X.shape[1]):
+        out = np.where(np.isnan(out), X[:, j], out)
+    return out
+
+
+def choose_tau(tables: GraphTables, train: list[str]) -> float:
+    """Evidence temperature by leave-one-dataset-out over the training datasets only."""
+    best, best_tau = -np.inf, TAUS[0]
+    for tau in TAUS:
+        s = 0.0
+        for d in train:
+            m = selection_metrics(evidence_score(tables, d, [c for c in train if c != d], tau), tables.quality[d].to_numpy())
+            s += np.nan_to_num(m["pearson"]) + np.nan_to_num(m["rel@1"])
+        if s > best:
+            best, best_tau = s, tau
+    return best_tau
+
+
+def similarity_weighted(tables: GraphTables, target: str, train: list[str]) -> np.ndarray:
+    return evidence_score(tables, target, train, choose_tau(tables, train))
+
+
+def ranker_method(config: RankerConfig) -> Method:
+    def f(tables, target, train):
+        r = Ranker(config).fit(tables, hide=[d for d in tables.datasets if d not in train], targets=[target])
+        return r.scores(tables, target, train)[0]
+    return f
+
+
+def lgbm_without_graph() -> Method:
+    """Baseline: LightGBM regression over model, dataset and evidence features, no graph,
+    no blend (only its size is chosen by inner CV)."""
+    return ranker_method(RankerConfig(families=("model", "dataset", "evidence"), embedding="none", blend_grid=(1.0,),
+                                      objective="regression", select_graph_family=False))
+
+
+# ---------------------------------------------------------------- harness
+
+
+@dataclass
+class TargetResult:
+    metrics: dict[str, float]
+    seconds: float
+
+
+def leave_one_dataset_out(
+    zoo: Zoo,
+    methods: dict[str, Method],
+    targets: Sequence[str],
+    *,
+    exclude_from_training: Sequence[str] = (),
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, dict[str, TargetResult]]:
+    truth_tables = tables_from_zoo(zoo)
+    out: dict[str, dict[str, TargetResult]] = {name: {} for name in methods}
+    for i, target in enumerate(targets, start=1):
+        hidden_zoo = zoo.without_results_of([target])
+        tables = tables_from_zoo(hidden_zoo)
+        train = [d for d in tables.datasets if d != target and d not in set(exclude_from_training)
+                 and tables.norm[d].notna().sum() >= 2]
+        truth = truth_tables.quality[target].reindex(tables.models).to_numpy(dtype=float)
+        for name, method in methods.items():
+            t0 = time.perf_counter()
+            score = method(tables, target, train)
+            dt = time.perf_counter() - t0
+            out[name][target] = TargetResult(selection_metrics(score, truth), dt)
+        if progress:
+            progress(f"[{i}/{len(targets)}] {target}: " + ", ".join(
+                f"{n} p={out[n][target].metrics['pearson']:.3f} r={out[n][target].metrics['rel@1']:.3f}" for n in methods))
+    return out
+
+
+def summarise(results: dict[str, dict[str, TargetResult]]) -> dict[str, dict]:
+    summary = {}
+    for name, per in results.items():
+        keys = ("pearson", "spearman", "rel@1", "hit@1")
+        summary[name] = {k: float(np.nanmean([r.metrics[k] for r in per.values()])) for k in keys}
+        summary[name]["seconds"] = float(sum(r.seconds for r in per.values()))
+        summary[name]["per_target"] = {t: {**r.metrics, "seconds": r.seconds} for t, r in per.items()}
+    return summary

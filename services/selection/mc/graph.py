@@ -1,0 +1,240 @@
+"""The matching graph: models and datasets as nodes, built from plain rows.
+
+- model–dataset edges: fine-tuning quality, oriented by higher_is_better and min-max
+  normalised per dataset (1 = best model on that dataset, 0 = worst);
+- dataset–dataset edges: each dataset to its k nearest datasets by distance;
+- node features: model metadata (family, size, resolution, pretraining) and dataset
+  metadata (size, classes).
+
+`GraphTables` holds the dense tables every other module reads; `to_hetero_data` gives
+the PyTorch Geometric `HeteroData` view and `message_graph` the homogeneous one the
+GNN encoders use. A dataset outside `visible` keeps its node and similarity edges but
+none of its results: that is how a target is hidden and how a new dataset is added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .records import Zoo
+
+MODEL_NUMERIC = ("num_parameters", "resolution", "output_shape", "pretrain_accuracy", "pretrain_labels", "memory")
+
+
+def normalise_quality(q: pd.DataFrame) -> pd.DataFrame:
+    """Per-dataset min-max of oriented quality: comparable across datasets and metrics."""
+    lo, hi = q.min(axis=0), q.max(axis=0)
+    return (q - lo) / (hi - lo).where(hi - lo > 0, 1.0)
+
+
+@dataclass
+class GraphTables:
+    models: list[str]
+    datasets: list[str]
+    quality: pd.DataFrame  # raw oriented quality, models x datasets
+    norm: pd.DataFrame  # normalised quality
+    dist: pd.DataFrame  # distances between datasets (and external names such as pretraining sets)
+    model_feats: pd.DataFrame  # numeric model metadata, models x MODEL_NUMERIC
+    families: list[str]
+    model_family: pd.Series  # model -> family ('' unknown)
+    dataset_feats: pd.DataFrame  # datasets x (log_size, log_classes)
+    pretrain_key: pd.Series  # model -> name in dist of its pretraining data, or None
+
+    def distance(self, a: str, b: Iterable[str]) -> np.ndarray:
+        b = list(b)
+        if a not in self.dist.index:
+            return np.full(len(b), np.nan)
+        return self.dist.loc[a].reindex(b).to_numpy(dtype=float)
+
+    def with_target(self, name: str, distances: dict[str, float], meta: dict[str, float] | None = None) -> "GraphTables":
+        """A copy with an extra dataset node known only by its distances (inductive ranking)."""
+        names = list(self.dist.index) + ([name] if name not in self.dist.index else [])
+        dist = self.dist.reindex(index=names, columns=names)
+        for other, v in distances.items():
+            if other in dist.index:
+                dist.loc[name, other] = dist.loc[other, name] = float(v)
+        dist.loc[name, name] = 0.0
+        feats = self.dataset_feats.copy()
+        meta = meta or {}
+        feats.loc[name] = [_log(meta.get("size")), _log(meta.get("number_of_classes"))]
+        datasets = self.datasets + ([name] if name not in self.datasets else [])
+        return GraphTables(
+            self.models, datasets, self.quality.reindex(columns=datasets), self.norm.reindex(columns=datasets), dist,
+            self.model_feats, self.families, self.model_family, feats, self.pretrain_key,
+        )
+
+
+def memo(tables: GraphTables, key, fn):
+    """Per-tables cache of target-independent derived data (node features, rank-normalised
+    quality, edge pieces). Tables are treated as immutable: build new ones when rows change
+    (tables_from_zoo, with_target), never edit their frames in place."""
+    cache = tables.__dict__.setdefault("_memo", {})
+    if key not in cache:
+        cache[key] = fn()
+    return cache[key]
+
+
+def _log(x) -> float:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return np.nan
+    return float(np.log10(x)) if x > 0 else np.nan
+
+
+def tables_from_zoo(zoo: Zoo) -> GraphTables:
+    q = zoo.quality_matrix()
+    models, datasets = list(q.index), list(q.columns)
+    dist = zoo.distance_matrix(include_external=True)
+    rows = {}
+    pre = {}
+    for m in models:
+        row = zoo.models.get(m)
+        f = row.features if row else {}
+        rows[m] = {
+            "num_parameters": _log(row.num_parameters if row else None),
+            "resolution": row.resolution if row and row.resolution else np.nan,
+            "output_shape": f.get("output_shape", np.nan),
+            "pretrain_accuracy": f.get("accuracy", np.nan),
+            "pretrain_labels": _log(f.get("#labels")),
+            "memory": _log(f.get("memory_consumption")),
+        }
+        key = None
+        if row is not None:
+            for cand in (row.pretraining_data, row.metadata.get("labels")):
+                if cand and cand in dist.index:
+                    key = cand
+                    break
+        pre[m] = key
+    fam = pd.Series({m: ((zoo.models[m].family or "") if m in zoo.models else "") for m in models}, dtype=object)
+    dfe = {}
+    for d in datasets:
+        meta = zoo.datasets[d].metadata if d in zoo.datasets else {}
+        size = zoo.datasets[d].size if d in zoo.datasets else None
+        dfe[d] = [_log(size if size is not None else meta.get("size")), _log(meta.get("number_of_classes"))]
+    return GraphTables(
+        models=models,
+        datasets=datasets,
+        quality=q,
+        norm=normalise_quality(q),
+        dist=dist,
+        model_feats=pd.DataFrame.from_dict(rows, orient="index").reindex(columns=list(MODEL_NUMERIC)).astype(float),
+        families=sorted(set(fam)),
+        model_family=fam,
+        dataset_feats=pd.DataFrame.from_dict(dfe, orient="index", columns=["log_size", "log_classes"]).astype(float),
+        pretrain_key=pd.Series(pre, dtype=object),
+    )
+
+
+def knn_dataset_edges(tables: GraphTables, datasets: Sequence[str], candidates: Sequence[str], k: int) -> list[tuple[str, str, float]]:
+    """Each dataset in `datasets` to its k nearest among `candidates` (itself excluded)."""
+    out = []
+    for d in datasets:
+        others = [c for c in candidates if c != d]
+        if not others:
+            continue
+        dist = tables.distance(d, others)
+        ok = np.where(np.isfinite(dist))[0]
+        for i in ok[np.argsort(dist[ok])][:k]:
+            out.append((d, others[i], float(dist[i])))
+    return out
+
+
+@dataclass
+class MessageGraph:
+    """Homogeneous view: nodes 0..M-1 are models, M.. are datasets."""
+
+    x: torch.Tensor
+    edge_index: torch.Tensor
+    edge_weight: torch.Tensor
+    node_of: dict[tuple[str, str], int]
+    num_models: int
+
+
+def node_features(tables: GraphTables) -> torch.Tensor:
+    return memo(tables, "node_features", lambda: _node_features(tables))
+
+
+def _node_features(tables: GraphTables) -> torch.Tensor:
+    mf = tables.model_feats.to_numpy(dtype=float)
+    mf = (mf - np.nanmean(mf, axis=0)) / (np.nanstd(mf, axis=0) + 1e-9)
+    fam = np.zeros((len(tables.models), len(tables.families)))
+    codes = pd.Categorical(tables.model_family.reindex(tables.models).fillna("").to_numpy(), categories=tables.families).codes
+    fam[np.arange(len(tables.models)), np.maximum(codes, 0)] = 1
+    df = tables.dataset_feats.reindex(tables.datasets).to_numpy(dtype=float)
+    df = (df - np.nanmean(df, axis=0)) / (np.nanstd(df, axis=0) + 1e-9)
+    M, Dn = len(tables.models), len(tables.datasets)
+    width = mf.shape[1] + fam.shape[1] + df.shape[1] + 2
+    x = np.zeros((M + Dn, width))
+    x[:M, : mf.shape[1]] = mf
+    x[:M, mf.shape[1] : mf.shape[1] + fam.shape[1]] = fam
+    x[M:, mf.shape[1] + fam.shape[1] : -2] = df
+    x[:M, -2] = 1
+    x[M:, -1] = 1
+    return torch.tensor(np.nan_to_num(x), dtype=torch.float32)
+
+
+def message_graph(
+    tables: GraphTables, visible: Iterable[str], *, k: int = 3, good: float = 0.5, x: torch.Tensor | None = None
+) -> MessageGraph:
+    """Result edges of visible datasets whose normalised quality is >= good, plus kNN similarity edges.
+
+    Every dataset node (visible or not) gets its kNN edges to visible datasets, so a hidden or
+    new dataset is reached only through similarity: the inductive path.
+    """
+    visible = [d for d in tables.datasets if d in set(visible)]
+    M = len(tables.models)
+    node_of = {("model", m): i for i, m in enumerate(tables.models)}
+    node_of.update({("dataset", d): M + j for j, d in enumerate(tables.datasets)})
+    src, dst, w = [], [], []
+    n = tables.norm
+    for d in visible:
+        col = n[d].to_numpy(dtype=float)
+        for i in np.where(np.isfinite(col) & (col >= good))[0]:
+            a, b = i, node_of[("dataset", d)]
+            src += [a, b]
+            dst += [b, a]
+            w += [col[i], col[i]]
+    dists = [dd for _, _, dd in knn_dataset_edges(tables, tables.datasets, visible, k)]
+    scale = float(np.median(dists)) if dists else 1.0
+    for a, b, dd in knn_dataset_edges(tables, tables.datasets, visible, k):
+        sim = float(np.exp(-dd / max(scale, 1e-9)))
+        # message flows from the visible neighbour into the dataset (and back, if it is visible too)
+        src.append(node_of[("dataset", b)])
+        dst.append(node_of[("dataset", a)])
+        w.append(sim)
+    ei = torch.tensor([src, dst], dtype=torch.long) if src else torch.zeros((2, 0), dtype=torch.long)
+    return MessageGraph(x if x is not None else node_features(tables), ei, torch.tensor(w, dtype=torch.float32), node_of, M)
+
+
+def to_hetero_data(tables: GraphTables, visible: Iterable[str], *, k: int = 3):
+    """The matching graph as a PyG HeteroData (for inspection, export and hetero models)."""
+    from torch_geometric.data import HeteroData
+
+    visible = [d for d in tables.datasets if d in set(visible)]
+    g = message_graph(tables, visible, k=k, good=-np.inf)
+    data = HeteroData()
+    M = g.num_models
+    data["model"].x = g.x[:M]
+    data["dataset"].x = g.x[M:]
+    data["model"].names = list(tables.models)
+    data["dataset"].names = list(tables.datasets)
+    ms, ds, ws = [], [], []
+    di = {d: j for j, d in enumerate(tables.datasets)}
+    for d in visible:
+        col = tables.norm[d].to_numpy(dtype=float)
+        for i in np.where(np.isfinite(col))[0]:
+            ms.append(i)
+            ds.append(di[d])
+            ws.append(col[i])
+    data["model", "finetuned_on", "dataset"].edge_index = torch.tensor([ms, ds], dtype=torch.long)
+    data["model", "finetuned_on", "dataset"].edge_weight = torch.tensor(ws, dtype=torch.float32)
+    a, b, w = zip(*knn_dataset_edges(tables, tables.datasets, visible, k)) if visible else ((), (), ())
+    data["dataset", "similar_to", "dataset"].edge_index = torch.tensor([[di[x] for x in a], [di[x] for x in b]], dtype=torch.long)
+    data["dataset", "similar_to", "dataset"].edge_weight = torch.tensor(w, dtype=torch.float32)
+    return data

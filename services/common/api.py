@@ -23,6 +23,7 @@ LATENCY = Histogram("atelier_http_request_seconds", "HTTP request latency", ["se
 REQUEST_ID_HEADER = "X-Request-ID"
 CALLER_KEY_HEADER = "X-Atelier-Key-Id"
 CALLER_SCOPE_HEADER = "X-Atelier-Scope"
+PARENT_JOB_HEADER = "X-Atelier-Parent-Job"
 
 
 def operation_id(route: APIRoute) -> str:
@@ -35,6 +36,7 @@ def operation_id(route: APIRoute) -> str:
 class Caller:
     key_id: str | None
     scope: str
+    parent_job: str | None = None  # set when a workflow job submits this request
 
     @property
     def is_admin(self) -> bool:
@@ -44,9 +46,11 @@ class Caller:
 def get_caller(
     key_id: Annotated[str | None, Header(alias=CALLER_KEY_HEADER, include_in_schema=False)] = None,
     scope: Annotated[str | None, Header(alias=CALLER_SCOPE_HEADER, include_in_schema=False)] = None,
+    parent_job: Annotated[str | None, Header(alias=PARENT_JOB_HEADER, include_in_schema=False)] = None,
 ) -> Caller:
-    # Set by the gateway after it checked the key; services are reachable only through it.
-    return Caller(key_id=key_id, scope=scope or "admin")
+    # Set by the gateway after it checked the key (it passes no client-set X-Atelier-* header on),
+    # or by a worker calling a service; services are reachable only through those.
+    return Caller(key_id=key_id, scope=scope or "admin", parent_job=parent_job)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
@@ -62,7 +66,7 @@ def accept_job(*, db_session: Session, kind: str, params: dict[str, Any], caller
     from services.common.outage import is_outage
 
     job, created = jobs.create(db_session=db_session, kind=kind, params=params, owner=caller.key_id,
-                               idempotency_key=idempotency_key, parent_id=parent_id)
+                               idempotency_key=idempotency_key, parent_id=parent_id or caller.parent_job)
     if created:
         try:
             get_dispatcher().submit(job)

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from services.common.api import CALLER_KEY_HEADER, CALLER_SCOPE_HEADER
+from services.common.api import CALLER_KEY_HEADER, CALLER_SCOPE_HEADER, PARENT_JOB_HEADER
 from services.common.settings import SERVICE_NAMES, get_settings
 
 APP_FACTORIES = {name: f"services.{name}.app:create_app" for name in SERVICE_NAMES}
@@ -32,9 +32,14 @@ def _local_app(name: str) -> FastAPI:
 
 
 def call_service(name: str, method: str, path: str, *, owner: str | None = None, scope: str = "write",
-                 timeout_s: float = 120.0, **kwargs: Any) -> httpx.Response:
+                 parent_job: str | None = None, idempotency_key: str | None = None, timeout_s: float = 120.0,
+                 **kwargs: Any) -> httpx.Response:
     """A synchronous request to a service, on behalf of a job's owner (for worker code)."""
-    headers = {CALLER_SCOPE_HEADER: scope, **({CALLER_KEY_HEADER: owner} if owner else {})}
+    headers = {CALLER_SCOPE_HEADER: scope}
+    for header, value in ((CALLER_KEY_HEADER, owner), (PARENT_JOB_HEADER, parent_job),
+                          ("Idempotency-Key", idempotency_key)):
+        if value:
+            headers[header] = value
     url = get_settings().service_url(name)
     if url:
         with httpx.Client(base_url=url, timeout=timeout_s) as client:

@@ -89,7 +89,8 @@ class EmbeddedWorker:
     def _next_job_id(self) -> str | None:
         with self._lock, session_scope() as session:
             return session.scalar(
-                select(Job.id).where(Job.status == JobStatus.queued, Job.cancel_requested.is_(False))
+                select(Job.id).where(Job.status == JobStatus.queued, Job.cancel_requested.is_(False),
+                                    Job.waiting.is_(False))
                 .order_by(Job.created_at).limit(1))
 
     def _loop(self) -> None:

@@ -43,6 +43,9 @@ class Job(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A parent job parks (queued, waiting) until its children end, instead of holding a worker.
+    waiting: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
     fingerprint: Mapped[str] = mapped_column(String(64))
     owner: Mapped[str | None] = mapped_column(String(32), default=None, index=True)

@@ -36,6 +36,19 @@ class JobInputError(ValueError):
     """The job's input is unusable (bad model ref, bad dataset): fail with a 4xx-style problem."""
 
 
+class JobWaiting(Exception):
+    """Raised by a parent job's handler: park until these child jobs end, then run again.
+
+    The handler must be resumable: it keeps what it decided in `ctx.state` and submits
+    children with idempotency keys, so a re-run finds them instead of starting new ones.
+    """
+
+    def __init__(self, child_ids: list[str], stage: str = "waiting for child jobs") -> None:
+        super().__init__(stage)
+        self.child_ids = list(child_ids)
+        self.stage = stage
+
+
 def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -66,6 +79,7 @@ class JobContext:
         self.attempt = job.attempts
         self.owner = job.owner
         self.previous_detail: dict[str, Any] = dict(job.detail or {})
+        self.state: dict[str, Any] = dict(job.state or {})
         self._last_write = 0.0
         self._last_stage = ""
         self._cancel_checked = 0.0
@@ -94,6 +108,11 @@ class JobContext:
                         detail=_json_safe(detail), heartbeat_at=utcnow()))
                 self._cancelled = bool(session.scalar(select(Job.cancel_requested).where(Job.id == self.job_id)))
                 self._cancel_checked = now
+
+    def save_state(self) -> None:
+        """Persist `state` now, so a crash or a park resumes from here."""
+        with session_scope() as session:
+            session.execute(update(Job).where(Job.id == self.job_id).values(state=_json_safe(self.state)))
 
     def cancel_requested(self) -> bool:
         now = time.monotonic()
@@ -129,6 +148,9 @@ def _claim(job_id: str) -> Job | None:
             return None
         if job.cancel_requested:
             _finish(job, JobStatus.cancelled, stage="cancelled")
+            return None
+        if job.waiting:
+            log.info("job %s waits for its children; delivery ignored", job_id)
             return None
         if status == JobStatus.running and not _worker_is_dead(job.worker) and not _heartbeat_stale(job):
             log.info("job %s is running on %s; duplicate delivery ignored", job_id, job.worker)
@@ -178,7 +200,45 @@ def _write_outcome(job_id: str, status: JobStatus, *, stage: str, result: dict |
         if job is None or job.status != JobStatus.running or job.worker != worker_identity():
             return False
         _finish(job, status, stage=stage, result=result, error=error)
-        return True
+        parent_id = job.parent_id
+    if parent_id:
+        wake_parent(parent_id)
+    return True
+
+
+def _park(job_id: str, waiting: JobWaiting, state: dict[str, Any]) -> None:
+    """Hand the worker back: the job is queued again and flagged as waiting on its children.
+
+    The delivery that parks is not a crash, so it does not count as an attempt."""
+    with session_scope() as session:
+        job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+        if job is None or job.status != JobStatus.running or job.worker != worker_identity():
+            return
+        job.status, job.waiting, job.worker = JobStatus.queued, True, None
+        job.attempts = max(0, job.attempts - 1)
+        job.stage = waiting.stage[:200]
+        job.state = _json_safe({**state, "waiting_on": waiting.child_ids})
+    wake_parent(job_id)  # the children may all have ended already
+
+
+def wake_parent(parent_id: str) -> bool:
+    """Re-dispatch a parked parent once none of its children is still queued or running."""
+    from services.common.jobs.dispatch import get_dispatcher
+
+    with session_scope() as session:
+        parent = session.scalar(select(Job).where(Job.id == parent_id).with_for_update())
+        if parent is None or not parent.waiting or parent.status != JobStatus.queued:
+            return False
+        pending = session.scalar(select(Job.id).where(
+            Job.parent_id == parent_id, Job.status.in_([JobStatus.queued, JobStatus.running])).limit(1))
+        if pending is not None:
+            return False
+        parent.waiting = False
+        parent.stage = "resuming"
+        session.flush()
+        session.expunge(parent)
+    get_dispatcher().submit(parent)
+    return True
 
 
 class _Heartbeat:
@@ -222,6 +282,9 @@ def execute_job(job_id: str) -> str | None:
     try:
         with _Heartbeat(job_id):
             result = kind.handler(ctx)
+    except JobWaiting as waiting:
+        _park(job_id, waiting, ctx.state)
+        return None
     except JobCancelled:
         partial = getattr(ctx, "partial_result", None)
         _write_outcome(job_id, JobStatus.cancelled, stage="cancelled", result=partial)

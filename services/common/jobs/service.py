@@ -109,13 +109,23 @@ def request_cancel(*, db_session: Session, job: Job) -> Job:
     """A queued job is cancelled at once; a running one is flagged and stops at its next step."""
     if JobStatus(job.status).terminal:
         raise Problem(409, f"job {job.id} is already {job.status}")
+    _flag_cancel(db_session, job)
+    db_session.commit()
+    return job
+
+
+def _flag_cancel(db_session: Session, job: Job) -> None:
+    """Cancel a job and, for a parent, every child that has not ended."""
     job.cancel_requested = True
     if job.status == JobStatus.queued:
         job.status = JobStatus.cancelled
         job.stage = "cancelled"
+        job.waiting = False
         job.finished_at = utcnow()
-    db_session.commit()
-    return job
+    children = db_session.scalars(select(Job).where(
+        Job.parent_id == job.id, Job.status.in_([JobStatus.queued, JobStatus.running])))
+    for child in children:
+        _flag_cancel(db_session, child)
 
 
 def delete_unsent(*, db_session: Session, job: Job) -> None:

@@ -1,0 +1,549 @@
+"""The Atelier text-to-image zoo: 10 tiny pipelines, 32 target datasets, pretraining and the pair budget.
+
+Models (`ZOO_MODELS`): each is a CLIP text encoder (fixed, ~54k parameters) plus a pixel-space denoiser
+(5 UNet2DConditionModel and 5 PixArt-style DiT variants). Denoiser configs differ in attention placement
+(low-res only, high-res only, mid-block only, every level), depth (3-level UNets, 6- and 13-layer DiTs),
+width and head layout, but all totals (denoiser + text encoder) lie within 0.97-1.12M parameters (max/min
+< 1.16), so no model wins just by being bigger. Each model is pretrained on its own source domain;
+10 different source domains from 10 renderer families.
+
+Datasets (`TARGET_DATASETS`): 32 deterministic image-caption sets, each on its own synthetic domain
+(none equal to a source domain). Some are near a source (same family, other palette/parameters), some
+far (families no model was pretrained on: waves, grid lines, nested frames). Captions name the content.
+
+Importing this module registers, into `services.common.diffusion.data`:
+  * five renderer families in `data.FAMILIES`: "dots" (polka-dot grids), "photo" (crops of the two photos
+    shipped with scikit-learn, `load_sample_images`), "waves" (wavy bands), "grid" (thin grid lines) and
+    "frames" (nested square frames);
+  * the source and target domains listed in `ZOO_DOMAINS` via `data.register_domain`.
+A process that generates or loads zoo datasets by domain name must therefore `import` this module first.
+Registration is idempotent for identical definitions and refuses a conflicting one.
+
+Plain library code: no web/DB/queue imports.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import data as _data
+from .bundle import DiffusionBundle, load_bundle
+from .data import BRIGHT, COLORS, COOL, NEUTRAL, WARM, generate_synthetic_dataset, load_imagefolder, render_synthetic
+from .tiny import build_tiny
+
+RESOLUTION = 16
+
+
+# ============================================================================ extra renderer families
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    coords = (np.arange(size) + 0.5) / size
+    return np.meshgrid(coords, coords, indexing="xy")
+
+
+def _rgb(name: str) -> np.ndarray:
+    return np.asarray(COLORS[name], dtype=np.float64)
+
+
+def _two(rng, first, second) -> tuple[str, str]:
+    a = str(rng.choice(first))
+    b = str(rng.choice([c for c in second if c != a]))
+    return a, b
+
+
+def _compose(mask: np.ndarray, fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    return mask[..., None] * fg + (1.0 - mask[..., None]) * bg
+
+
+def _render_dots(rng, size, *, colors, backgrounds, grids=(2, 3, 4, 5), radius=(0.22, 0.38)):
+    fg, bg = _two(rng, colors, backgrounds)
+    n = int(rng.choice(grids))
+    r = rng.uniform(*radius)
+    x, y = _grid(size)
+    fx, fy = (x * n) % 1.0 - 0.5, (y * n) % 1.0 - 0.5
+    mask = (fx ** 2 + fy ** 2 <= r ** 2).astype(np.float64)
+    return _compose(mask, _rgb(fg), _rgb(bg)), f"a {n} by {n} grid of {fg} dots on a {bg} background"
+
+
+def _render_waves(rng, size, *, colors, orientations=("horizontal", "vertical"), amplitude=(0.04, 0.1)):
+    a, b = _two(rng, colors, colors)
+    orientation = str(rng.choice(orientations))
+    count = int(rng.integers(2, 6))
+    freq = int(rng.integers(1, 4))
+    amp = rng.uniform(*amplitude)
+    phase = rng.uniform(0, 2 * math.pi)
+    x, y = _grid(size)
+    along, across = (x, y) if orientation == "horizontal" else (y, x)
+    coord = across + amp * np.sin(2 * math.pi * freq * along + phase)
+    mask = (np.floor(coord * count * 2) % 2 == 0).astype(np.float64)
+    return _compose(mask, _rgb(a), _rgb(b)), f"{count} wavy {orientation} {a} and {b} bands"
+
+
+def _render_grid_lines(rng, size, *, colors, backgrounds, cells=(2, 3, 4, 5), width=(0.08, 0.16)):
+    fg, bg = _two(rng, colors, backgrounds)
+    n = int(rng.choice(cells))
+    w = rng.uniform(*width)
+    x, y = _grid(size)
+    off = rng.uniform(0, 1.0 / n, size=2)
+    mask = ((((x + off[0]) * n) % 1.0 < w) | (((y + off[1]) * n) % 1.0 < w)).astype(np.float64)
+    return _compose(mask, _rgb(fg), _rgb(bg)), f"a {fg} grid of thin lines, {n} cells per side, on a {bg} background"
+
+
+def _render_frames(rng, size, *, colors, backgrounds):
+    fg, bg = _two(rng, colors, backgrounds)
+    count = int(rng.integers(2, 5))
+    cx, cy = rng.uniform(0.45, 0.55, size=2)
+    x, y = _grid(size)
+    cheb = np.maximum(np.abs(x - cx), np.abs(y - cy))
+    band = 0.45 / count
+    mask = ((np.floor(cheb / band * 2) % 2 == 0) & (cheb <= 0.45)).astype(np.float64)
+    return _compose(mask, _rgb(fg), _rgb(bg)), f"{count} nested {fg} square frames on a {bg} background"
+
+
+PHOTO_SUBJECTS = {"china": "a chinese temple roof among trees", "flower": "a pink flower with a yellow centre"}
+
+
+@lru_cache(maxsize=1)
+def _sample_photos() -> dict[str, np.ndarray]:
+    from sklearn.datasets import load_sample_images  # two JPEGs shipped inside scikit-learn: no download
+
+    bunch = load_sample_images()
+    return {Path(f).stem: np.asarray(img) for f, img in zip(bunch.filenames, bunch.images)}
+
+
+def _nearest_colour(rgb: np.ndarray) -> str:
+    return min(COLORS, key=lambda c: float(((_rgb(c) - rgb) ** 2).sum()))
+
+
+def _render_photo(rng, size, *, images=("china",), crop=(0.2, 0.45), gray=False):
+    name = str(rng.choice(images))
+    photo = _sample_photos()[name]
+    h, w = photo.shape[:2]
+    frac = rng.uniform(*crop)
+    side = max(8, int(round(frac * min(h, w))))
+    top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    patch = Image.fromarray(photo[top:top + side, left:left + side]).resize((size, size), Image.Resampling.BOX)
+    if rng.random() < 0.5:
+        patch = patch.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    arr = np.asarray(patch, dtype=np.float64)
+    colour = _nearest_colour(arr.reshape(-1, 3).mean(0))
+    if gray:
+        luma = arr @ np.array([0.299, 0.587, 0.114])
+        arr = np.repeat(luma[..., None], 3, axis=2)
+        colour = "gray"
+    zoom = "close-up" if frac < 0.3 else "wide"
+    tone = "black and white" if gray else f"mostly {colour}"
+    return arr, f"a {zoom} photo of {PHOTO_SUBJECTS[name]}, {tone}"
+
+
+ZOO_FAMILIES: dict[str, Callable] = {
+    "dots": _render_dots, "photo": _render_photo, "waves": _render_waves, "grid": _render_grid_lines,
+    "frames": _render_frames,
+}
+
+
+def _register_family(name: str, fn: Callable) -> None:
+    existing = _data.FAMILIES.get(name)
+    if existing is not None and getattr(existing, "__qualname__", None) != fn.__qualname__:
+        raise ValueError(f"renderer family {name!r} is already registered with a different renderer")
+    _data.FAMILIES[name] = fn
+
+
+def _ensure_domain(name: str, family: str, description: str, **params) -> str:
+    existing = _data.SYNTHETIC_DOMAINS.get(name)
+    if existing is None:
+        _data.register_domain(name, family, description, **params)
+    elif existing.family != family or existing.params != params:
+        raise ValueError(f"synthetic domain {name!r} already exists with a different definition")
+    return name
+
+
+for _name, _fn in ZOO_FAMILIES.items():
+    _register_family(_name, _fn)
+
+PASTEL = ("pink", "yellow", "cyan", "lime")
+EARTH = ("brown", "olive", "green", "orange")
+NEON = ("lime", "cyan", "pink", "yellow")
+
+# (name, family, description, params). Existing data.py domains are referenced by name only.
+_NEW_DOMAINS: list[tuple[str, str, str, dict]] = [
+    # sources new to this module
+    ("dots", "dots", "polka-dot grids in bright colours on neutral backgrounds",
+     dict(colors=BRIGHT, backgrounds=NEUTRAL)),
+    ("photo-temple", "photo", "crops of the scikit-learn 'china' sample photo (temple and trees)",
+     dict(images=("china",), crop=(0.2, 0.45))),
+    # targets near the sources
+    ("shapes-pastel", "shapes", "pastel circles, squares and triangles on white",
+     dict(colors=PASTEL, backgrounds=("white",))),
+    ("shapes-dark", "shapes", "cool-coloured circles and squares on black",
+     dict(colors=COOL, backgrounds=("black",), shapes=("circle", "square"))),
+    ("stripes-mono-diagonal", "stripes", "black, white and gray diagonal stripes",
+     dict(colors=NEUTRAL, orientations=("diagonal",))),
+    ("checker-fine-warm", "checkerboard", "fine warm-coloured checkerboards", dict(colors=WARM, cells=(4, 6))),
+    ("checker-coarse-cool", "checkerboard", "coarse cool-coloured checkerboards", dict(colors=COOL, cells=(2, 3))),
+    ("checker-mono", "checkerboard", "black, white and gray checkerboards", dict(colors=NEUTRAL)),
+    ("gradients-radial-warm", "gradient", "radial warm gradients", dict(colors=WARM, directions=("radial",))),
+    ("gradients-linear-cool", "gradient", "linear cool gradients",
+     dict(colors=COOL, directions=("left to right", "top to bottom", "diagonal"))),
+    ("gradients-mono", "gradient", "gradients between black, white and gray", dict(colors=NEUTRAL)),
+    ("blobs-many-navy", "blobs", "up to six soft warm blobs on navy",
+     dict(colors=WARM, backgrounds=("navy",), max_blobs=6)),
+    ("blobs-warm-white", "blobs", "soft warm blobs on white", dict(colors=WARM, backgrounds=("white",), max_blobs=3)),
+    ("digits-neon", "digits", "neon handwritten digits on black", dict(colors=NEON, backgrounds=("black",))),
+    ("digits-gray", "digits", "classic white-on-black sklearn digits", dict(colors=("white",), backgrounds=("black",))),
+    ("noise-fine-earth", "noise", "fine value noise in earth tones", dict(colors=EARTH, scales=("fine",))),
+    ("noise-coarse-sky", "noise", "coarse value noise in sky colours",
+     dict(colors=("blue", "white", "cyan", "navy"), scales=("coarse",))),
+    ("rings-warm-white", "rings", "warm concentric rings on white", dict(colors=WARM, backgrounds=("white",))),
+    ("rings-cool-dark", "rings", "cool concentric rings on black or navy",
+     dict(colors=("cyan", "teal", "blue", "green"), backgrounds=("black", "navy"))),
+    ("dots-dense-warm", "dots", "dense warm dot grids on white",
+     dict(colors=WARM, backgrounds=("white",), grids=(4, 5, 6))),
+    ("dots-sparse-cool", "dots", "a few large cool dots on black",
+     dict(colors=COOL, backgrounds=("black", "gray"), grids=(2, 3), radius=(0.3, 0.42))),
+    ("photo-flower", "photo", "crops of the scikit-learn 'flower' sample photo", dict(images=("flower",), crop=(0.2, 0.45))),
+    ("photo-temple-gray", "photo", "black and white crops of the 'china' sample photo",
+     dict(images=("china",), crop=(0.3, 0.6), gray=True)),
+    # targets far from every source (families no zoo model was pretrained on)
+    ("waves-warm", "waves", "warm wavy bands", dict(colors=WARM)),
+    ("waves-cool", "waves", "cool wavy bands", dict(colors=COOL)),
+    ("waves-mono", "waves", "black, white and gray wavy bands", dict(colors=NEUTRAL + ("navy",))),
+    ("grid-warm", "grid", "warm grid lines on white or black", dict(colors=WARM, backgrounds=("white", "black"))),
+    ("grid-cool", "grid", "cool grid lines on neutral backgrounds", dict(colors=COOL, backgrounds=NEUTRAL)),
+    ("frames-bright", "frames", "nested bright square frames on neutral backgrounds",
+     dict(colors=BRIGHT, backgrounds=NEUTRAL)),
+    ("frames-mono", "frames", "nested black, white and gray square frames",
+     dict(colors=NEUTRAL + ("navy",), backgrounds=NEUTRAL + ("navy",))),
+]
+for _name, _family, _desc, _params in _NEW_DOMAINS:
+    _ensure_domain(_name, _family, _desc, **_params)
+ZOO_DOMAINS = tuple(name for name, *_ in _NEW_DOMAINS)
+
+
+# ============================================================================ specs
+_D, _C, _U, _A = "DownBlock2D", "CrossAttnDownBlock2D", "UpBlock2D", "CrossAttnUpBlock2D"
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    name: str
+    kind: str  # "unet2d-condition" or "dit"
+    overrides: dict  # denoiser config overrides for tiny_config/build_tiny
+    source_domains: tuple[str, ...]
+    seed: int
+    architecture: str  # one line: what is distinctive about this denoiser
+    latent: bool = False
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["source_domains"] = list(self.source_domains)
+        out["overrides"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.overrides.items()}
+        return out
+
+
+@dataclass(frozen=True)
+class ZooDataset:
+    name: str
+    domain: str
+    n: int
+    seed: int
+    near: str | None = None  # the source domain of the same family, None when far from every source
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+ZOO_MODELS: list[ZooModel] = [
+    ZooModel("zoo-unet-lowattn", "unet2d-condition",
+             dict(block_out_channels=(32, 64), down_block_types=(_D, _C), up_block_types=(_A, _U)),
+             ("shapes",), 101, "UNet 32-64, cross-attention at 8x8 and mid only"),
+    ZooModel("zoo-dit-wide", "dit", dict(num_attention_heads=4, attention_head_dim=32, num_layers=3),
+             ("stripes",), 102, "DiT width 128 (4x32 heads), 3 layers, patch 2"),
+    ZooModel("zoo-unet-deep3", "unet2d-condition",
+             dict(block_out_channels=(32, 48, 56), down_block_types=(_D, _D, _C), up_block_types=(_A, _U, _U)),
+             ("digits",), 103, "3-level UNet 32-48-56, cross-attention at 4x4 and mid only"),
+    ZooModel("zoo-dit-deep", "dit", dict(num_attention_heads=3, attention_head_dim=32, num_layers=6),
+             ("checkerboard",), 104, "DiT width 96 (3x32 heads), 6 layers, patch 2"),
+    ZooModel("zoo-unet-hiattn", "unet2d-condition",
+             dict(block_out_channels=(40, 72), down_block_types=(_C, _D), up_block_types=(_U, _A)),
+             ("noise",), 105, "UNet 40-72, cross-attention at full 16x16 resolution and mid"),
+    ZooModel("zoo-dit-patch4", "dit", dict(num_attention_heads=4, attention_head_dim=32, num_layers=3, patch_size=4),
+             ("gradients",), 106, "DiT width 128, 3 layers, coarse patch 4 (16 tokens)"),
+    ZooModel("zoo-unet-midattn", "unet2d-condition",
+             dict(block_out_channels=(48, 72), down_block_types=(_D, _D), up_block_types=(_U, _U)),
+             ("rings",), 107, "wide UNet 48-72, cross-attention in the mid block only"),
+    ZooModel("zoo-dit-narrow", "dit", dict(num_attention_heads=2, attention_head_dim=32, num_layers=13),
+             ("blobs",), 108, "narrow deep DiT width 64 (2x32 heads), 13 layers"),
+    ZooModel("zoo-unet-lpb2", "unet2d-condition",
+             dict(block_out_channels=(24, 56), layers_per_block=2), ("dots",), 109,
+             "narrow UNet 24-56 with two resnet layers per block, cross-attention at 8x8 and mid"),
+    ZooModel("zoo-dit-heads16", "dit", dict(num_attention_heads=8, attention_head_dim=16, num_layers=3),
+             ("photo-temple",), 110, "DiT width 128 as 8 small heads of 16, 3 layers"),
+]
+
+TARGET_N = 512  # images per target dataset (the budget measured below trains on these)
+
+
+def _targets() -> list[ZooDataset]:
+    near = {  # target domain -> the source domain it is a variant of
+        "shapes-warm": "shapes", "shapes-pastel": "shapes", "shapes-dark": "shapes",
+        "stripes-cool": "stripes", "stripes-mono-diagonal": "stripes",
+        "checker-fine-warm": "checkerboard", "checker-coarse-cool": "checkerboard", "checker-mono": "checkerboard",
+        "gradients-radial-warm": "gradients", "gradients-linear-cool": "gradients", "gradients-mono": "gradients",
+        "blobs-pastel": "blobs", "blobs-many-navy": "blobs", "blobs-warm-white": "blobs",
+        "digits-ink": "digits", "digits-neon": "digits", "digits-gray": "digits",
+        "noise-fine-earth": "noise", "noise-coarse-sky": "noise",
+        "rings-warm-white": "rings", "rings-cool-dark": "rings",
+        "dots-dense-warm": "dots", "dots-sparse-cool": "dots",
+        "photo-flower": "photo-temple", "photo-temple-gray": "photo-temple",
+        "waves-warm": None, "waves-cool": None, "waves-mono": None,
+        "grid-warm": None, "grid-cool": None, "frames-bright": None, "frames-mono": None,
+    }
+    return [ZooDataset(f"target-{domain}", domain, TARGET_N, 1000 + i, src) for i, (domain, src) in enumerate(near.items())]
+
+
+TARGET_DATASETS: list[ZooDataset] = _targets()
+SOURCE_DOMAINS: tuple[str, ...] = tuple(d for m in ZOO_MODELS for d in m.source_domains)
+
+
+def model_spec(name: str) -> ZooModel:
+    for spec in ZOO_MODELS:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"unknown zoo model {name!r}")
+
+
+def dataset_spec(name: str) -> ZooDataset:
+    for spec in TARGET_DATASETS:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"unknown zoo dataset {name!r}")
+
+
+# ============================================================================ models
+def build_zoo_model(spec: ZooModel) -> DiffusionBundle:
+    """Random-init bundle from the spec's config: identical weights for the same spec."""
+    return build_tiny(spec.kind, seed=spec.seed, latent=spec.latent, **spec.overrides)
+
+
+def parameter_counts(spec: ZooModel) -> dict:
+    bundle = build_zoo_model(spec)
+    denoiser = bundle.num_parameters()
+    total = bundle.num_parameters(include_text_encoder=True)
+    return {"denoiser": denoiser, "text_encoder": total - denoiser, "total": total}
+
+
+def generate_target_dataset(spec: ZooDataset, out_dir, *, resolution: int = RESOLUTION, overwrite: bool = False) -> Path:
+    """imagefolder + metadata.jsonl for a target; byte-identical for the same spec."""
+    return generate_synthetic_dataset(out_dir, domain=spec.domain, n=spec.n, seed=spec.seed, resolution=resolution,
+                                      overwrite=overwrite)
+
+
+def generate_source_dataset(spec: ZooModel, out_dir, *, n: int = 2048, seed: int = 0, resolution: int = RESOLUTION) -> Path:
+    """The model's pretraining data: n images split evenly over its source domains (deterministic)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = []
+    per = [n // len(spec.source_domains) + (i < n % len(spec.source_domains)) for i in range(len(spec.source_domains))]
+    k = 0
+    for domain, count in zip(spec.source_domains, per):
+        images, captions = render_synthetic(domain, n=count, seed=seed, resolution=resolution)
+        for img, caption in zip(images, captions):
+            file_name = f"{k:05d}.png"
+            Image.fromarray(img).save(out / file_name, format="PNG", compress_level=6)
+            lines.append(json.dumps({"file_name": file_name, "text": caption}, sort_keys=True))
+            k += 1
+    (out / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
+def _domain_images(domain: str, n: int, seed: int, resolution: int = RESOLUTION) -> tuple[torch.Tensor, list[str]]:
+    arr, captions = render_synthetic(domain, n=n, seed=seed, resolution=resolution)
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1.0, captions
+
+
+def recognisability(bundle: DiffusionBundle, spec: ZooModel, *, num_samples: int = 64, num_real: int = 256,
+                    sample_steps: int = 20, domains: tuple[str, ...] | None = None, seed: int = 777) -> dict:
+    """Sample with held-out source captions; FID (offline features) of the samples vs each source domain.
+
+    Recognisable means the samples are closer (lower FID) to the model's own source data than to every
+    other zoo source domain. Real sets are fresh renders (seed differs from the training data).
+    """
+    from .features import image_quality
+    from .sampling import sample
+
+    domains = tuple(domains or SOURCE_DOMAINS)
+    _, captions = _domain_images(spec.source_domains[0], num_samples, seed + 1)
+    bundle.denoiser.eval()
+    fake = sample(bundle, seeds=list(range(seed, seed + num_samples)), prompts=captions,
+                  num_inference_steps=sample_steps)
+    fids = {}
+    for domain in domains:
+        real, _ = _domain_images(domain, num_real, seed)
+        fids[domain] = image_quality(real, fake.float().cpu(), kid_subsets=10)["fid"]
+    own = min(fids[d] for d in spec.source_domains if d in fids)
+    others = {d: v for d, v in fids.items() if d not in spec.source_domains}
+    nearest_other = min(others, key=others.get) if others else None
+    return {"fid_own": own, "fid_by_domain": fids, "nearest_other": nearest_other,
+            "fid_nearest_other": others.get(nearest_other) if nearest_other else None,
+            "recognisable": bool(others) and own < min(others.values())}
+
+
+def pretrain_zoo_model(spec: ZooModel, out_dir, *, steps: int, batch_size: int, lr: float, mode: str = "fp32",
+                       n_source: int = 2048, lr_schedule: str = "cosine", warmup_steps: int | None = None,
+                       eval_size: int = 64, eval_repeats: int = 2, data_seed: int = 0, train_seed: int = 0,
+                       check: bool = True, check_samples: int = 64, data_dir=None,
+                       progress: Callable[[float, str, dict], None] | None = None) -> dict:
+    """Pretrain `spec` from its random init on its source domain(s); save the bundle to out_dir.
+
+    out_dir gets the diffusers-loadable bundle (unet/ or transformer/, text_encoder/, tokenizer/,
+    scheduler/, atelier.json) plus zoo.json (spec and these stats). Returns measured stats: held-out
+    denoising loss before/after, wall seconds, and (check=True) the recognisability FIDs.
+    """
+    from services.training.memlean.trainer import TrainingConfig, run_training
+
+    out = Path(out_dir)
+    started = time.perf_counter()
+    bundle = build_zoo_model(spec)
+    with tempfile.TemporaryDirectory(prefix="zoo-pretrain-") as tmp:
+        source_dir = Path(data_dir) if data_dir is not None else Path(tmp) / "source"
+        if not (source_dir / "metadata.jsonl").is_file():
+            generate_source_dataset(spec, source_dir, n=n_source, seed=data_seed)
+        dataset = load_imagefolder(source_dir, resolution=RESOLUTION)
+        config = TrainingConfig(
+            mode=mode, steps=steps, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
+            warmup_steps=min(steps, max(1, steps // 20)) if warmup_steps is None else warmup_steps,
+            seed=train_seed, eval_seed=0, eval_size=eval_size, eval_repeats=eval_repeats, num_samples=0,
+            max_grad_norm=1.0,
+        )
+        outcome = run_training(bundle, dataset, config, artifact_dir=Path(tmp) / "run",
+                               progress=progress or (lambda *a: None))
+    train_seconds = time.perf_counter() - started
+    stats = {
+        "name": spec.name, "kind": spec.kind, "source_domains": list(spec.source_domains),
+        "parameters": {"denoiser": bundle.num_parameters(), "total": bundle.num_parameters(include_text_encoder=True)},
+        "mode": mode, "steps": steps, "batch_size": batch_size, "lr": lr, "lr_schedule": lr_schedule,
+        "n_source": n_source, "initial_val_loss": outcome.initial_val_loss, "final_val_loss": outcome.final_val_loss,
+        "median_step_seconds": outcome.median_step_seconds, "train_seconds": train_seconds,
+        "torch_threads": torch.get_num_threads(),
+    }
+    if check:
+        t0 = time.perf_counter()
+        stats["recognisability"] = recognisability(bundle, spec, num_samples=check_samples)
+        stats["check_seconds"] = time.perf_counter() - t0
+    bundle.save(out)
+    stats["path"] = str(out)
+    stats["seconds"] = time.perf_counter() - started
+    (out / "zoo.json").write_text(json.dumps({"spec": spec.to_dict(), "pretraining": stats}, indent=2) + "\n")
+    return stats
+
+
+# ============================================================================ the per-pair budget
+@dataclass(frozen=True)
+class PairBudget:
+    """Fixed fine-tuning budget for every (model, target) pair: memlean, fixed eval set (lower is better)."""
+
+    steps: int = 50
+    batch_size: int = 32
+    lr: float = 3e-4
+    n_images: int = TARGET_N
+    eval_size: int = 32  # held-out target images, never trained on
+    eval_repeats: int = 4  # (noise, timestep) draws per held-out image: 128 fixed eval items
+    eval_seed: int = 0  # same held-out images, noises and timesteps for every run on a dataset
+    mode: str = "memlean"
+    resolution: int = RESOLUTION
+
+    def training_config(self, seed: int = 0):
+        from services.training.memlean.trainer import TrainingConfig
+
+        return TrainingConfig(mode=self.mode, steps=self.steps, batch_size=self.batch_size, lr=self.lr,
+                              seed=seed, eval_seed=self.eval_seed, eval_size=self.eval_size,
+                              eval_repeats=self.eval_repeats, num_samples=0)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def finetune_pair(model, dataset_dir, budget: PairBudget, *, seed: int = 0, artifact_dir=None,
+                  progress: Callable[[float, str, dict], None] | None = None) -> dict:
+    """Fine-tune one zoo model (bundle dir, ref, or bundle) on one target folder; measured outcome.
+
+    Returns {"final_val_loss" (the quality metric, lower is better), "initial_val_loss", "final_val_losses"
+    (per fixed eval item), "seconds" (wall, load to result), "median_step_seconds", "steps"}.
+    """
+    from services.training.memlean.trainer import run_training
+
+    started, started_cpu = time.perf_counter(), time.process_time()
+    bundle = model if isinstance(model, DiffusionBundle) else load_bundle(str(model))
+    dataset = load_imagefolder(dataset_dir, resolution=budget.resolution)
+    if len(dataset) > budget.n_images:
+        dataset.records = dataset.records[: budget.n_images]
+    tmp = None
+    if artifact_dir is None:
+        tmp = tempfile.mkdtemp(prefix="zoo-pair-")
+        artifact_dir = tmp
+    try:
+        outcome = run_training(bundle, dataset, budget.training_config(seed), artifact_dir=Path(artifact_dir),
+                               progress=progress or (lambda *a: None))
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return {"final_val_loss": outcome.final_val_loss, "initial_val_loss": outcome.initial_val_loss,
+            "final_val_losses": outcome.final_val_losses, "median_step_seconds": outcome.median_step_seconds,
+            "median_step_cpu_seconds": outcome.median_step_cpu_seconds, "steps": outcome.steps_done,
+            "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - started_cpu}
+
+
+def estimate_pair_seconds(spec_or_model, budget: PairBudget, *, probe_steps: int = 5, dataset_dir=None) -> dict:
+    """Measure, then extrapolate, the wall time of one pair at `budget` on this machine/thread count.
+
+    Runs `probe_steps` real training steps (same mode, batch, dataset size and eval set as the budget)
+    and splits the wall time into a fixed part (load, eval before/after, save) and a per-step part:
+    estimate = fixed + budget.steps * median step seconds.
+    """
+    from dataclasses import replace
+
+    probe = replace(budget, steps=probe_steps)
+    model = build_zoo_model(spec_or_model) if isinstance(spec_or_model, ZooModel) else spec_or_model
+    with tempfile.TemporaryDirectory(prefix="zoo-estimate-") as tmp:
+        if dataset_dir is None:
+            spec = ZooDataset("probe", "shapes", budget.n_images, 0)
+            dataset_dir = generate_target_dataset(spec, Path(tmp) / "data", resolution=budget.resolution)
+        result = finetune_pair(model, dataset_dir, probe, seed=0)
+    step, step_cpu = result["median_step_seconds"], result["median_step_cpu_seconds"]
+    fixed = max(0.0, result["seconds"] - probe_steps * step)
+    fixed_cpu = max(0.0, result["cpu_seconds"] - probe_steps * step_cpu)
+    # CPU time is what one uncontended single-thread worker would take; wall time includes waiting
+    # for a core when the machine is shared.
+    return {"probe_steps": probe_steps, "probe_seconds": result["seconds"], "median_step_seconds": step,
+            "median_step_cpu_seconds": step_cpu, "fixed_seconds": fixed, "fixed_cpu_seconds": fixed_cpu,
+            "estimated_pair_seconds": fixed + budget.steps * step,
+            "estimated_pair_cpu_seconds": fixed_cpu + budget.steps * step_cpu,
+            "torch_threads": torch.get_num_threads()}
+
+
+# Measured on this project's dev machine (2 shared CPU cores, load from other work, torch 1 thread);
+# see recommended_budget() and the module report. Filled from estimate_pair_seconds/finetune_pair runs.
+BUDGET_MEASUREMENTS: dict = {}
+
+
+def recommended_budget() -> PairBudget:
+    """The budget for the 320-pair run (see BUDGET_MEASUREMENTS for the numbers that justify it)."""
+    return PairBudget()
+
+
+def pair_run_minutes(budget: PairBudget, pair_seconds: float, *, pairs: int = len(ZOO_MODELS) * 32,
+                     workers: int = 2) -> float:
+    """Wall minutes of the full grid at a measured per-pair time on `workers` single-thread workers."""
+    return pairs * pair_seconds / workers / 60.0

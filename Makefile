@@ -19,7 +19,7 @@ venv: $(VENV)/.installed
 
 run: venv
 	$(VENV)/bin/atelier db upgrade
-	$(VENV)/bin/atelier serve --host $(HOST) --port $(PORT) --admin-key
+	$(VENV)/bin/atelier serve --host $(HOST) --port $(PORT) --admin-key --demo
 
 services-up:
 	bash deploy/ensure-services.sh

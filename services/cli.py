@@ -25,6 +25,7 @@ def _logging(level: str = "INFO") -> None:
 def serve(host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
           admin_key: Annotated[bool, typer.Option(help="Create and print an admin key at start.")] = False,
+          demo: Annotated[bool, typer.Option(help="Seed a small demo (tiny zoo + one adapt run) once up.")] = False,
           migrate: Annotated[bool, typer.Option(help="Apply migrations first.")] = True) -> None:
     """Run the gateway (and every service without a URL) in this process.
 
@@ -42,11 +43,37 @@ def serve(host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0
     if migrate:
         wait_for_database()
         upgrade()
-    if admin_key:
-        _print_new_key("admin", "created by atelier serve")
+    key = _print_new_key("admin", "created by atelier serve") if admin_key or demo else None
+    if demo:
+        _seed_demo_when_up(f"http://{host}:{port}", key, settings.home / "demo-data")
     mode = "embedded (in-process worker)" if settings.embedded else f"Celery on {settings.broker_url}"
     typer.echo(f"Atelier on http://{host}:{port}  (jobs: {mode}; database: {_safe_url(settings)})")
     uvicorn.run(create_app(settings, start_embedded_worker=True), host=host, port=port, log_level="info")
+
+
+def _seed_demo_when_up(base: str, key: str, data_root: Path) -> None:
+    """Seed the demo from a background thread once the server answers."""
+    import threading
+    import time
+
+    import httpx
+
+    from services.gateway.demo import seed_demo
+
+    def run() -> None:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+            for _ in range(120):
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.5)
+            try:
+                seed_demo(client, data_root, say=lambda line: typer.echo(line))
+            except Exception as exc:  # the platform keeps running; the user sees why the demo did not
+                typer.echo(f"demo: failed: {exc}", err=True)
+
+    threading.Thread(target=run, daemon=True, name="atelier-demo").start()
 
 
 @app.command("serve-service")

@@ -63,6 +63,20 @@ def local_path(artifact: Artifact) -> Path:
     return root() / artifact.relpath
 
 
+def download(*, db_session: Session, artifact_id: str, kind: str):
+    """The artifact as a zip download (a 404 for an unknown id, a 410 when its files are gone)."""
+    from fastapi.responses import StreamingResponse
+
+    from services.common.errors import Problem
+
+    artifact = get(db_session=db_session, artifact_id=artifact_id, kind=kind)
+    path = local_path(artifact)
+    if not path.exists():
+        raise Problem(410, f"artifact {artifact_id} is no longer on disk")
+    return StreamingResponse(zip_stream(path), media_type="application/zip",
+                             headers={"Content-Disposition": f'attachment; filename="{artifact_id}.zip"'})
+
+
 def zip_stream(path: Path) -> Iterator[bytes]:
     """A folder as a zip, built in memory (artifacts here are small); a file as itself."""
     if path.is_file():

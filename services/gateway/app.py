@@ -19,6 +19,7 @@ from services.common.jobs.views import router as jobs_router
 from services.common.settings import Settings, get_settings
 from services.gateway import keys
 from services.gateway.forward import ServiceTarget, build_targets, forward, service_ready
+from services.gateway.workflows.views import router as workflows_router
 from services.gateway.security import PUBLIC_PATHS, authenticate
 
 log = logging.getLogger("atelier.gateway")
@@ -86,14 +87,9 @@ def create_app(settings: Settings | None = None, *, extra_services: dict[str, Fa
     app.include_router(_gateway_health(targets))
     app.include_router(jobs_router)
     app.include_router(keys.router)
-    app.include_router(_forwarding_router(targets))
+    app.include_router(workflows_router)
+    app.include_router(_forwarding_router(targets))  # last: its catch-all must not shadow the routes above
     _install_merged_openapi(app, targets)
-    try:
-        from services.gateway.workflows.views import router as workflows_router
-
-        app.include_router(workflows_router)
-    except ImportError:
-        pass
     return app
 
 

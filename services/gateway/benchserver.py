@@ -25,41 +25,51 @@ def _free_port() -> int:
 
 
 @contextmanager
-def seeded_server(zoo, ranker) -> Iterator[tuple[str, str]]:
-    """Yield (base_url, admin_key) of `atelier serve` on a fresh SQLite home holding `zoo` and `ranker`."""
-    from services.common.migrate import upgrade
-    from services.selection import service
+def local_server(home: Path, *, env: dict[str, str] | None = None) -> Iterator[tuple[str, str, Path]]:
+    """Run `atelier serve --admin-key` on a free loopback port with `home` as its working folder.
 
-    home = Path(tempfile.mkdtemp(prefix="atelier-bench-"))
-    url = f"sqlite:///{home / 'atelier.db'}"
-    upgrade("head", url=url)
-    engine = create_engine(url)
-    with Session(engine) as session:
-        service.store_zoo(db_session=session, zoo=zoo)
-        service.store_version(db_session=session, zoo=zoo, ranker=ranker, config={"source": "bench"})
-    engine.dispose()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATELIER_")}
-    env.update({"ATELIER_HOME": str(home), "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    Yields (base_url, admin_key, home); ATELIER_* variables of this process are not passed on."""
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("ATELIER_")}
+    child_env.update({"PYTHONPATH": str(Path(__file__).resolve().parents[2]), **(env or {})})
     port = _free_port()
     log = home / "serve.log"
     proc = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "--port", str(port), "--admin-key"],
-                            env=env, cwd=home, stdout=log.open("w"), stderr=subprocess.STDOUT)
+                            env=child_env, cwd=home, stdout=log.open("w"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"bench server did not start:\n{log.read_text()[-2000:]}")
+                raise RuntimeError(f"server did not start:\n{log.read_text()[-2000:]}")
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.3)
         key = re.search(r"(atl_\S+)", log.read_text()).group(1)
-        yield base, key
+        yield base, key, home
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@contextmanager
+def seeded_server(zoo, ranker) -> Iterator[tuple[str, str]]:
+    """Yield (base_url, admin_key) of an embedded server on a fresh SQLite home holding `zoo` and `ranker`."""
+    from services.common.migrate import upgrade
+    from services.selection import service
+
+    home = Path(tempfile.mkdtemp(prefix="atelier-bench-"))
+    url = f"sqlite:///{home / '.atelier' / 'atelier.db'}"
+    (home / ".atelier").mkdir()
+    upgrade("head", url=url)
+    engine = create_engine(url)
+    with Session(engine) as session:
+        service.store_zoo(db_session=session, zoo=zoo)
+        service.store_version(db_session=session, zoo=zoo, ranker=ranker, config={"source": "bench"})
+    engine.dispose()
+    with local_server(home) as (base, key, _):
+        yield base, key
 
 
 def rank_latency_over_http(base: str, key: str, body: dict, *, calls: int = 200) -> dict:

@@ -18,6 +18,7 @@ from services.quantization.schemas import QuantizationJobRequest, QuantizedModel
 
 router = APIRouter(prefix="/v1/quantization", tags=["quantization"])
 
+
 def check_request(body: QuantizationJobRequest) -> dict:
     """Reject an unreadable model, unknown layers or an unreachable budget before queueing."""
     from services.common.diffusion import ModelRefError, load_bundle
@@ -32,6 +33,7 @@ def check_request(body: QuantizationJobRequest) -> dict:
     except ValueError as exc:  # BudgetError is a ValueError
         raise Problem(422, str(exc), title="Invalid quantization request") from exc
 
+
 @router.post("/jobs", status_code=202, responses={202: {"model": JobOut}})
 def create_quantization_job(body: QuantizationJobRequest, db: SessionDep, caller: CallerDep,
                             idempotency_key: IdempotencyKeyDep = None):
@@ -40,18 +42,15 @@ def create_quantization_job(body: QuantizationJobRequest, db: SessionDep, caller
     return accept_job(db_session=db, kind="quantization.quantize", params=body.model_dump(mode="json"),
                       caller=caller, idempotency_key=idempotency_key)
 
+
 @router.get("/models", response_model=list[QuantizedModelOut])
 def list_quantized_models(db: SessionDep, offset: Annotated[int, Query(ge=0)] = 0,
                           limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[QuantizedModelOut]:
     rows = db.scalars(select(QuantizedModel).order_by(QuantizedModel.created_at.desc()).offset(offset).limit(limit))
     return [QuantizedModelOut.model_validate(r) for r in rows]
 
+
 @router.get("/artifacts/{artifact_id}", response_class=StreamingResponse,
             responses={200: {"content": {"application/zip": {}}, "description": "The exported model, zipped."}})
 def download_artifact(artifact_id: str, db: SessionDep) -> StreamingResponse:
-    artifact = artifacts.get(db_session=db, artifact_id=artifact_id, kind=ARTIFACT_KIND)
-    path = artifacts.local_path(artifact)
-    if not path.exists():
-        raise Problem(410, f"artifact {artifact_id} is no longer on disk")
-    return StreamingResponse(artifacts.zip_stream(path), media_type="application/zip",
-                             headers={"Content-Disposition": f'attachment; filename="{artifact_id}.zip"'})
+    return artifacts.download(db_session=db, artifact_id=artifact_id, kind=ARTIFACT_KIND)

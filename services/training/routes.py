@@ -63,9 +63,4 @@ def list_training_runs(db: SessionDep, offset: Annotated[int, Query(ge=0)] = 0,
 @router.get("/artifacts/{artifact_id}", response_class=StreamingResponse,
             responses={200: {"content": {"application/zip": {}}, "description": "The fine-tuned model, zipped."}})
 def download_training_artifact(artifact_id: str, db: SessionDep) -> StreamingResponse:
-    artifact = artifacts.get(db_session=db, artifact_id=artifact_id, kind=ARTIFACT_KIND)
-    path = artifacts.local_path(artifact)
-    if not path.exists():
-        raise Problem(410, f"artifact {artifact_id} is no longer on disk")
-    return StreamingResponse(artifacts.zip_stream(path), media_type="application/zip",
-                             headers={"Content-Disposition": f'attachment; filename="{artifact_id}.zip"'})
+    return artifacts.download(db_session=db, artifact_id=artifact_id, kind=ARTIFACT_KIND)

@@ -26,10 +26,9 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -454,9 +453,9 @@ def pretrain_zoo_model(spec: ZooModel, out_dir, *, steps: int, batch_size: int, 
 class PairBudget:
     """Fixed fine-tuning budget for every (model, target) pair: memlean, fixed eval set (lower is better)."""
 
-    steps: int = 50
-    batch_size: int = 32
-    lr: float = 3e-4
+    steps: int = 40
+    batch_size: int = 16
+    lr: float = 5e-4
     n_images: int = TARGET_N
     eval_size: int = 32  # held-out target images, never trained on
     eval_repeats: int = 4  # (noise, timestep) draws per held-out image: 128 fixed eval items
@@ -547,3 +546,50 @@ def pair_run_minutes(budget: PairBudget, pair_seconds: float, *, pairs: int = le
                      workers: int = 2) -> float:
     """Wall minutes of the full grid at a measured per-pair time on `workers` single-thread workers."""
     return pairs * pair_seconds / workers / 60.0
+
+
+# ============================================================================ command line
+def main(argv: list[str] | None = None) -> int:
+    """python -m services.common.diffusion.zoo {sizes,targets,pretrain,estimate} ... (prints JSON lines)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m services.common.diffusion.zoo", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("sizes", help="parameter counts of every zoo model")
+    targets = sub.add_parser("targets", help="generate the 32 target datasets under OUT/<name>")
+    targets.add_argument("out")
+    pre = sub.add_parser("pretrain", help="pretrain zoo models into OUT/<name>")
+    pre.add_argument("out")
+    pre.add_argument("--models", default="", help="comma-separated names (default: all)")
+    pre.add_argument("--steps", type=int, default=1000)
+    pre.add_argument("--batch-size", type=int, default=32)
+    pre.add_argument("--lr", type=float, default=1e-3)
+    pre.add_argument("--mode", default="fp32")
+    est = sub.add_parser("estimate", help="measure per-pair seconds at the recommended budget")
+    est.add_argument("--models", default="")
+    est.add_argument("--probe-steps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the pair workers use 1)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    pick = [model_spec(n) for n in getattr(args, "models", "").split(",") if n] or ZOO_MODELS
+    if args.command == "sizes":
+        for spec in ZOO_MODELS:
+            print(json.dumps({"name": spec.name, "kind": spec.kind, **parameter_counts(spec)}), flush=True)
+    elif args.command == "targets":
+        for spec in TARGET_DATASETS:
+            path = generate_target_dataset(spec, Path(args.out) / spec.name, overwrite=True)
+            print(json.dumps({"name": spec.name, "path": str(path), **spec.to_dict()}), flush=True)
+    elif args.command == "pretrain":
+        for spec in pick:
+            stats = pretrain_zoo_model(spec, Path(args.out) / spec.name, steps=args.steps, batch_size=args.batch_size,
+                                       lr=args.lr, mode=args.mode)
+            print(json.dumps(stats), flush=True)
+    else:
+        for spec in pick:
+            print(json.dumps({"name": spec.name, **estimate_pair_seconds(spec, recommended_budget(),
+                                                                         probe_steps=args.probe_steps)}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

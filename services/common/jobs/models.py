@@ -39,8 +39,8 @@ class Job(Base):
     stage: Mapped[str] = mapped_column(String(200), default="queued")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
-    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # A parent job parks (queued, waiting) until its children end, instead of holding a worker.

@@ -12,6 +12,7 @@ from services.common.settings import resolve_device
 from services.quantization.models import ARTIFACT_KIND, QuantizedModel
 from services.quantization.schemas import QuantizationJobRequest
 
+
 @job_kind("quantization.quantize", queue="gpu")
 def run_quantize(ctx: JobContext) -> dict[str, Any]:
     from services.common.diffusion import ModelRefError, load_bundle

@@ -38,7 +38,7 @@ class Dataset(Base):
     modality: Mapped[str] = mapped_column(String(50), default="image")
     caption_stats: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
-    profile: Mapped[list[float] | None] = mapped_column(JSON, default=None)
+    profile: Mapped[list[float] | None] = mapped_column(JSON(none_as_null=True), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -88,6 +88,6 @@ class GraphVersion(Base):
     predictor: Mapped[bytes] = mapped_column(LargeBinary)
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
     job_id: Mapped[str | None] = mapped_column(String(32), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -1,7 +1,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from services.selection.mc.records import (
     ResultRow, Zoo, flag_degenerate, load_benchmark_dir, parse_results,

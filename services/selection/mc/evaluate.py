@@ -16,7 +16,7 @@ import numpy as np
 from scipy import stats
 
 from .graph import GraphTables, tables_from_zoo
-from .predictor import TAUS, Ranker, RankerConfig, evidence_score, _fold_of
+from .predictor import TAUS, Ranker, RankerConfig, evidence_score
 from .records import Zoo
 
 Method = Callable[[GraphTables, str, list[str]], np.ndarray]  # (tables without target results, target, train) -> scores
@@ -93,6 +93,7 @@ def lgbm_without_graph() -> Method:
     """Baseline: LightGBM regression over model, dataset and evidence features, no graph,
     no blend (only its size is chosen by inner CV)."""
     return ranker_method(RankerConfig(families=("model", "dataset", "evidence"), embedding="none", blend_grid=(1.0,),
+                                      corrections=("lgbm",), graph_grid=(0.0,), monotone=False,
                                       objective="regression", select_graph_family=False))
 
 

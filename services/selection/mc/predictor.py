@@ -1,5 +1,5 @@
-"""The M&C predictor: LightGBM over model, dataset, neighbour-evidence and graph features,
-blended with a best-on-average prior, the similarity-weighted evidence and the graph score.
+"""The M&C predictor: a best-on-average (or low-rank) anchor, corrected by LightGBM or the
+similarity-weighted evidence with one shrinkage weight, plus an optional graph-score term.
 
 Every feature of a row (model m, dataset d) is computed from datasets other than d:
 - training rows use the other training datasets only (their own dataset is left out);
@@ -7,16 +7,23 @@ Every feature of a row (model m, dataset d) is computed from datasets other than
 - rank time uses the current rows, so a newly recorded result changes the evidence
   immediately while the trained LightGBM / GNN are reused (no retrain per result).
 
-Everything that is not learnt is chosen by grouped (leave-fold-of-datasets-out)
-cross-validation over the training datasets only: LightGBM size, regression vs LambdaRank,
-whether LightGBM sees the graph family, the prior (min-max or rank-normalised mean quality
-elsewhere), the evidence temperature and the blend weights. The inner-CV criterion is the
-mean over training datasets of pearson + rel@1, the two benchmark metrics.
+Score: (1 - s) z(anchor) + s z(correction) + g z(graph score). The anchor is a model's mean
+normalised quality on the other datasets (best-on-average) or its low-rank collaborative-
+filtering prediction; the correction is LightGBM (over model, dataset, evidence and graph
+features, monotone in the evidence) or the similarity-weighted evidence. Anchor, correction,
+s in {0, .25, .5, 1} and g in {0, .25} are chosen by grouped cross-validation over the training
+datasets only, scored on the benchmark's own metrics (pearson + rel@1 = truth of the top /
+best truth, per held-out training dataset, averaged), with the one-standard-error rule: the
+simplest blend within one SE of the best (few, small options: less overfitting of 11 folds).
 
 Data-quality rule (decided from the training rows alone, never from a target's results):
 datasets that `records.flag_degenerate` flags (near-constant results, most runs failed,
 mostly near chance) carry no ranking signal; with `drop_degenerate=True` (the default)
 they are neither training rows nor evidence. `ranker.excluded` lists them.
+
+Rank time is numpy throughout: target-independent views of the tables are memoised per
+`GraphTables` (treat tables as immutable), the GNN score of a (tables, target, context) is
+memoised, evidence and the LightGBM prediction (float32, one thread) are recomputed per call.
 """
 
 from __future__ import annotations
@@ -24,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import pickle
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -38,7 +44,10 @@ from .similarity import distance_to_weight
 FAMILIES = ("model", "dataset", "evidence", "graph")
 TAUS = (0.25, 0.5, 1.0, 2.0, 4.0, float("inf"))  # inf: plain mean (best-on-average)
 RANK_TAUS = (0.5, 2.0)
-PRIORS = ("e_mean", "e_rmean")  # best-on-average prior on min-max / rank-normalised quality
+CF_RANKS = (1, 2)  # low-rank collaborative-filtering features e_cf1, e_cf2
+CF_TAU = 1.0  # temperature of the target's loading (neighbour-weighted mean of loadings)
+ANCHORS = ("e_mean", "e_cf1")  # best-on-average / rank-1 collaborative filtering
+PRIORS = ANCHORS
 
 
 # ---------------------------------------------------------------- features
@@ -52,15 +61,21 @@ def _rel_tau(tau: float, dist: np.ndarray) -> float:
     return tau * scale
 
 
-def _weighted(X: np.ndarray, dist: np.ndarray, tau: float) -> np.ndarray:
+def _weights(dist: np.ndarray, tau: float) -> np.ndarray:
+    dist = np.where(np.isfinite(dist), dist, np.nanmax(dist) if np.isfinite(dist).any() else 1.0)
+    return distance_to_weight(dist, _rel_tau(tau, dist))
+
+
+def _weighted(X: np.ndarray, dist: np.ndarray, tau: float, have: np.ndarray | None = None,
+              X0: np.ndarray | None = None) -> np.ndarray:
     """Similarity-weighted mean of each row of X over its finite entries (columns = context)."""
     if X.shape[1] == 0:
         return np.full(X.shape[0], np.nan)
-    dist = np.where(np.isfinite(dist), dist, np.nanmax(dist) if np.isfinite(dist).any() else 1.0)
-    w = distance_to_weight(dist, _rel_tau(tau, dist))
-    have = np.isfinite(X)
-    num = (np.where(have, X, 0) * w).sum(axis=1)
-    den = (have * w).sum(axis=1)
+    w = _weights(dist, tau)
+    have = np.isfinite(X) if have is None else have
+    X0 = np.where(have, X, 0.0) if X0 is None else X0
+    num = X0 @ w
+    den = (have if have.dtype == np.float64 else have.astype(float)) @ w
     return np.where(den > 0, num / np.maximum(den, 1e-12), np.nan)
 
 
@@ -80,55 +95,149 @@ def rank_normalise(norm: pd.DataFrame) -> pd.DataFrame:
     return (r - 1) / (n - 1).where(n > 1, 1.0)
 
 
+def low_rank_factors(X: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Collaborative filtering of the normalised quality matrix (models x context datasets):
+    missing entries filled with the model's mean (else the global mean), centred per model,
+    truncated SVD. Returns (model mean, model factors U*s, dataset loadings V)."""
+    M, C = X.shape
+    if C == 0:
+        return np.full(M, np.nan), np.zeros((M, 0)), np.zeros((0, 0))
+    have = np.isfinite(X)
+    cnt = have.sum(axis=1)
+    mu = np.where(cnt > 0, np.where(have, X, 0).sum(axis=1) / np.maximum(cnt, 1), np.nan)
+    g = float(np.nanmean(X)) if have.any() else 0.0
+    mu_f = np.where(np.isfinite(mu), mu, g)
+    F = np.where(have, X, mu_f[:, None]) - mu_f[:, None]
+    r = max(0, min(rank, C - 1, M))
+    if r == 0:
+        return mu, np.zeros((M, 0)), np.zeros((C, 0))
+    # truncated SVD through the small (context x context) Gram matrix: F = U s V^T, U s = F V
+    ev, V = np.linalg.eigh(F.T @ F)
+    V = V[:, np.argsort(-ev)[:r]]
+    return mu, F @ V, V
+
+
+def cf_score(X: np.ndarray, dist: np.ndarray, rank: int, tau: float = CF_TAU, factors=None) -> np.ndarray:
+    """Low-rank prediction for the target: model mean + factors x the target's loading, the
+    similarity-weighted mean of its context datasets' loadings."""
+    mu, UF, V = factors if factors is not None else low_rank_factors(X, rank)
+    if UF.shape[1] == 0:
+        return mu
+    w = _weights(dist, tau)
+    return mu + UF @ ((V * w[:, None]).sum(axis=0) / max(w.sum(), 1e-12))
+
+
+class _Base:
+    """Target-independent numpy views of one GraphTables (memoised per tables object)."""
+
+    def __init__(self, tables: GraphTables):
+        self.pos = {d: j for j, d in enumerate(tables.datasets)}
+        self.norm = tables.norm.reindex(columns=tables.datasets).to_numpy(dtype=float)
+        self.ranks = rank_normalise(tables.norm.reindex(columns=tables.datasets)).to_numpy(dtype=float)
+        self.have = np.isfinite(self.norm)
+        self.have_f = self.have.astype(float)
+        self.norm0 = np.where(self.have, self.norm, 0.0)
+        self.ranks0 = np.where(self.have, self.ranks, 0.0)
+        self.model_feats = tables.model_feats.reindex(tables.models).to_numpy(dtype=float)
+        self.model_cols = [f"m_{c}" for c in tables.model_feats.columns]
+        self.family = tables.model_family.reindex(tables.models).fillna("").to_numpy()
+        self.pretrain = _pretrain_pos(tables)
+        self.dist_pos = {n: i for i, n in enumerate(tables.dist.index)}
+        self.dist = tables.dist.to_numpy(dtype=float)
+        self.dataset_feats = tables.dataset_feats
+
+
+def _base(tables: GraphTables) -> _Base:
+    return memo(tables, "numpy_base", lambda: _Base(tables))
+
+
+def _family_codes(tables: GraphTables, categories: Sequence[str]) -> np.ndarray:
+    """Model family as a float code against a fixed category list (the one LightGBM saw)."""
+    key = ("family_codes", tuple(categories))
+
+    def make():
+        idx = {c: i for i, c in enumerate(categories)}
+        return np.array([idx.get(f, np.nan) for f in _base(tables).family], dtype=float)
+
+    return memo(tables, key, make)
+
+
+def feature_matrix(
+    tables: GraphTables, target: str, context: Sequence[str], graph_score: np.ndarray | None = None,
+    families: Sequence[str] = FAMILIES, categories: Sequence[str] | None = None,
+) -> tuple[list[str], np.ndarray]:
+    """Feature names and the (models x features) float matrix for `target` from the results of
+    `context` only (numpy throughout: this is the rank-time path)."""
+    b = _base(tables)
+    context = [c for c in context if c != target and c in b.pos]
+    M = len(tables.models)
+    names: list[str] = []
+    cols: list[np.ndarray] = []
+
+    def add(name, v):
+        names.append(name)
+        cols.append(np.broadcast_to(np.asarray(v, dtype=float), (M,)))
+
+    ti = b.dist_pos.get(target)
+    ci = np.array([b.dist_pos.get(c, -1) for c in context], dtype=int)
+    dist = (np.where(ci >= 0, b.dist[ti, np.maximum(ci, 0)], np.nan) if ti is not None
+            else np.full(len(context), np.nan))
+    if "model" in families:
+        for j, c in enumerate(b.model_cols):
+            add(c, b.model_feats[:, j])
+        add("m_family", _family_codes(tables, categories if categories is not None else tables.families))
+        if ti is not None:
+            add("m_pretrain_distance", np.where(b.pretrain >= 0, b.dist[ti, np.maximum(b.pretrain, 0)], np.nan))
+        else:
+            add("m_pretrain_distance", np.nan)
+    if "dataset" in families:
+        dfe = memo(tables, "dataset_feats_np", lambda: {d: r for d, r in zip(
+            tables.dataset_feats.index, tables.dataset_feats.reindex(columns=["log_size", "log_classes"]).to_numpy(dtype=float))})
+        df = dfe.get(target, np.full(2, np.nan))
+        add("d_log_size", df[0])
+        add("d_log_classes", df[1])
+        add("d_nearest_distance", np.nanmin(dist) if np.isfinite(dist).any() else np.nan)
+    if "evidence" in families:
+        cj = np.array([b.pos[c] for c in context], dtype=int)
+        X, R, have, have_f = b.norm[:, cj], b.ranks[:, cj], b.have[:, cj], b.have_f[:, cj]
+        X0, R0 = b.norm0[:, cj], b.ranks0[:, cj]
+        cnt = have.sum(axis=1).astype(float)
+        with np.errstate(all="ignore"):
+            add("e_mean", np.where(cnt > 0, X0.sum(axis=1) / cnt, np.nan))
+            add("e_rmean", np.where(cnt > 0, R0.sum(axis=1) / cnt, np.nan))
+            mn = np.min(np.where(have, X, np.inf), axis=1) if X.shape[1] else np.full(M, np.inf)
+            add("e_min", np.where(np.isfinite(mn), mn, np.nan))
+            mean = np.where(cnt > 0, X0.sum(axis=1) / cnt, np.nan)
+            add("e_std", np.sqrt(np.where(have, (X0 - mean[:, None]) ** 2, 0).sum(axis=1) / cnt))
+            add("e_top_share", np.where(cnt > 0, (have & (X0 >= 0.98)).sum(axis=1) / cnt, np.nan))
+        add("e_count", cnt)
+        for tau in TAUS:
+            add(f"e_sw{tau}", _weighted(X, dist, tau, have_f, X0))
+        for tau in RANK_TAUS:
+            add(f"e_rsw{tau}", _weighted(R, dist, tau, have_f, R0))
+        order = np.argsort(np.where(np.isfinite(dist), dist, np.inf))
+        for r in range(2):
+            add(f"e_nn{r + 1}", X[:, order[r]] if len(order) > r else np.nan)
+        for r in CF_RANKS:
+            fac = memo(tables, ("cf", tuple(context), r), lambda: low_rank_factors(X, r))  # target-independent
+            add(f"e_cf{r}", cf_score(X, dist, r, factors=fac))
+    if "graph" in families and graph_score is not None:
+        add("g_score", graph_score)
+    F = np.empty((M, len(cols)), dtype=np.float64)
+    for j, c in enumerate(cols):
+        F[:, j] = c
+    return names, F
+
+
 def row_features(
     tables: GraphTables, target: str, context: Sequence[str], graph_scores: dict[str, np.ndarray] | None = None,
     families: Sequence[str] = FAMILIES, ranks: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Feature frame for every model on `target`, from the results of `context` only."""
-    context = [c for c in context if c != target]
-    M = len(tables.models)
-    cols: dict[str, Any] = {}
-    dist = tables.distance(target, context)
-    if "model" in families:
-        for c in tables.model_feats.columns:
-            cols[f"m_{c}"] = tables.model_feats[c].to_numpy(dtype=float)
-        cols["m_family"] = pd.Categorical(tables.model_family.reindex(tables.models).fillna("").to_numpy(), categories=tables.families)
-        if target in tables.dist.index:
-            pk = memo(tables, "pretrain_pos", lambda: _pretrain_pos(tables))
-            drow = tables.dist[target].to_numpy(dtype=float)
-            cols["m_pretrain_distance"] = np.where(pk >= 0, drow[np.maximum(pk, 0)], np.nan)
-        else:
-            cols["m_pretrain_distance"] = np.full(M, np.nan)
-    if "dataset" in families:
-        df = tables.dataset_feats.reindex([target]).to_numpy(dtype=float)[0]
-        cols["d_log_size"] = np.full(M, df[0])
-        cols["d_log_classes"] = np.full(M, df[1])
-        cols["d_nearest_distance"] = np.full(M, np.nanmin(dist) if np.isfinite(dist).any() else np.nan)
-    if "evidence" in families:
-        X = tables.norm[context].to_numpy(dtype=float) if context else np.full((M, 0), np.nan)
-        if ranks is None and context:
-            ranks = memo(tables, "ranks", lambda: rank_normalise(tables.norm))  # per column: context-independent
-        R = ranks[context].to_numpy(dtype=float) if context else np.full((M, 0), np.nan)
-        have = np.isfinite(X)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # models with no result elsewhere: NaN is right
-            cols["e_mean"] = np.nanmean(X, axis=1) if X.shape[1] else np.full(M, np.nan)
-            cols["e_rmean"] = np.nanmean(R, axis=1) if R.shape[1] else np.full(M, np.nan)
-            mn = np.min(np.where(have, X, np.inf), axis=1) if X.shape[1] else np.full(M, np.inf)
-            cols["e_min"] = np.where(np.isfinite(mn), mn, np.nan)
-            cols["e_std"] = np.nanstd(X, axis=1) if X.shape[1] else np.full(M, np.nan)
-            cols["e_top_share"] = np.nanmean(np.where(have, X >= 0.98, np.nan), axis=1) if X.shape[1] else np.full(M, np.nan)
-        cols["e_count"] = have.sum(axis=1).astype(float)
-        for tau in TAUS:
-            cols[f"e_sw{tau}"] = _weighted(X, dist, tau)
-        for tau in RANK_TAUS:
-            cols[f"e_rsw{tau}"] = _weighted(R, dist, tau)
-        order = np.argsort(np.where(np.isfinite(dist), dist, np.inf))
-        for r in range(2):
-            cols[f"e_nn{r + 1}"] = X[:, order[r]] if len(order) > r else np.full(M, np.nan)
-    if "graph" in families and graph_scores is not None:
-        cols["g_score"] = np.asarray(graph_scores[target], dtype=float)
-    return pd.DataFrame(cols, index=tables.models)
+    """Feature frame for every model on `target`, from the results of `context` only
+    (`ranks` is accepted for compatibility; rank-normalised quality is per column anyway)."""
+    gs = graph_scores.get(target) if graph_scores else None
+    names, F = feature_matrix(tables, target, context, gs, families)
+    return pd.DataFrame(F, index=tables.models, columns=names)
 
 
 def _pretrain_pos(tables: GraphTables) -> np.ndarray:
@@ -138,20 +247,10 @@ def _pretrain_pos(tables: GraphTables) -> np.ndarray:
     return np.array([pos.get(k, -1) if isinstance(k, str) else -1 for k in pk], dtype=int)
 
 
-def _predict(model, F: pd.DataFrame) -> np.ndarray:
-    """LightGBM prediction from a numpy matrix (pandas conversion costs more than the trees):
-    categorical columns are coded against the categories stored in the booster."""
-    booster = model.booster_
-    cats = list(getattr(booster, "pandas_categorical", None) or [])
-    X = np.empty(F.shape, dtype=np.float64)
-    for j, c in enumerate(F.columns):
-        col = F[c]
-        if isinstance(col.dtype, pd.CategoricalDtype):
-            codes = pd.Categorical(col.astype(object), categories=cats.pop(0)).codes if cats else col.cat.codes.to_numpy()
-            X[:, j] = np.where(np.asarray(codes) >= 0, codes, np.nan)
-        else:
-            X[:, j] = col.to_numpy(dtype=np.float64)
-    return booster.predict(X, num_threads=1)
+def _predict(model, X: np.ndarray) -> np.ndarray:
+    """LightGBM prediction on a contiguous float32 matrix, one thread (the trees are small;
+    threads and pandas conversion would cost more than the prediction)."""
+    return model.booster_.predict(np.ascontiguousarray(X, dtype=np.float32), num_threads=1)
 
 
 # ---------------------------------------------------------------- ranker
@@ -161,15 +260,18 @@ def _predict(model, F: pd.DataFrame) -> np.ndarray:
 class RankerConfig:
     families: tuple[str, ...] = FAMILIES
     embedding: str = "sage"  # sage | gat | node2vec | none
-    inner_folds: int = 4  # grouped CV over training datasets (hyper-parameters, blend)
+    inner_folds: int = 4  # grouped CV over training datasets (LightGBM out-of-fold predictions)
     graph_folds: int = 3  # encoders that give training rows graph scores without their dataset
-    blend_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)  # weight of LightGBM in the blend
-    prior_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)  # prior vs similarity-weighted, in the rest
-    graph_grid: tuple[float, ...] = (0.0, 0.25, 0.5)  # extra weight of the graph score
-    priors: tuple[str, ...] = PRIORS
-    taus: tuple[float, ...] = TAUS
-    objective: str = "regression"  # regression | lambdarank | auto (chosen by inner CV; 3x the fits)
+    blend_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)  # shrinkage weight of the correction (vs the anchor)
+    prior_grid: tuple[float, ...] = ()  # unused (kept so stored configs still load)
+    graph_grid: tuple[float, ...] = (0.0, 0.25)  # extra weight of the graph score
+    priors: tuple[str, ...] = ANCHORS  # anchors: best-on-average mean / low-rank collaborative filtering
+    taus: tuple[float, ...] = (0.5, 1.0, 2.0)  # similarity-weighted evidence as a correction
+    corrections: tuple[str, ...] = ("lgbm", "sw")  # what may correct the anchor
+    objective: str = "regression"  # regression | lambdarank | auto (chosen by inner CV; 2x the fits)
     select_graph_family: bool = False  # inner CV also tries LightGBM without the graph features (2x the fits)
+    monotone: bool = True  # LightGBM: more evidence of quality never lowers the prediction
+    one_se: bool = True  # inner CV: simplest blend within one standard error of the best
     drop_degenerate: bool = True  # data-quality rule, see the module docstring
     lgbm_grid: tuple[dict, ...] = (
         {"n_estimators": 80, "learning_rate": 0.08, "num_leaves": 7, "min_child_samples": 20},
@@ -186,13 +288,21 @@ class RankedModel:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-def _lgbm(params: dict, objective: str, seed: int):
+def _lgbm(params: dict, objective: str, seed: int, monotone: list[int] | None = None):
     import lightgbm as lgb
 
     common = dict(subsample=0.8, subsample_freq=1, colsample_bytree=0.8, verbose=-1, n_jobs=1, random_state=seed)
+    if monotone and any(monotone):
+        common.update(monotone_constraints=monotone, monotone_constraints_method="basic")
     if objective == "lambdarank":
         return lgb.LGBMRanker(objective="lambdarank", **common, **params)
     return lgb.LGBMRegressor(**common, **params)
+
+
+def _monotone(names: Sequence[str]) -> list[int]:
+    """+1 on the evidence of quality elsewhere (means, weighted means, nearest, low-rank)."""
+    up = ("e_mean", "e_rmean", "e_min", "e_sw", "e_rsw", "e_nn", "e_cf")
+    return [1 if any(n.startswith(u) for u in up) else 0 for n in names]
 
 
 def _relevance(y: np.ndarray) -> np.ndarray:
@@ -224,26 +334,47 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _rel1(score: np.ndarray, truth: np.ndarray) -> float:
+    """The benchmark's rel@1: truth of the top-scored model / best truth."""
     m = np.isfinite(truth) & np.isfinite(score)
     if not m.any():
         return 0.0
     s, t = score[m], truth[m]
-    return float((t[np.argmax(s)] - t.min()) / (t.max() - t.min() + 1e-12))
+    return float(t[np.argmax(s)] / t.max()) if t.max() > 0 else float(t[np.argmax(s)] >= t.max())
 
 
 def _criterion(S: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """pearson + rel@1 (min-max scaled) of each row of S (candidate scores) against truth t."""
+    """The benchmark's metrics, pearson + rel@1 (truth of the top / best truth), of each row of S
+    (candidate scores) against truth t (oriented raw quality)."""
     Sc = S - S.mean(axis=1, keepdims=True)
     tc = t - t.mean()
     den = np.sqrt((Sc ** 2).sum(axis=1) * (tc ** 2).sum())
     pear = np.where(den > 0, (Sc @ tc) / np.maximum(den, 1e-300), 0.0)
-    rel = (t[np.argmax(S, axis=1)] - t.min()) / (t.max() - t.min() + 1e-12)
+    top = t[np.argmax(S, axis=1)]
+    rel = top / t.max() if t.max() > 0 else (top - t.min()) / (t.max() - t.min() + 1e-12)
     return pear + rel
 
 
 def _classes(tables: GraphTables) -> dict[str, float]:
     lc = tables.dataset_feats["log_classes"] if "log_classes" in tables.dataset_feats else pd.Series(dtype=float)
     return {d: float(10 ** v) for d, v in lc.items() if np.isfinite(v)}
+
+
+def _simplest_within_one_se(combos: list[tuple], crit: np.ndarray, one_se: bool) -> int:
+    """Index of the chosen blend: the best mean criterion, or (one-SE rule) the simplest blend whose
+    mean is within one standard error (paired over the training datasets) of the best."""
+    mean = crit.mean(axis=1)
+    best = int(np.argmax(mean))
+    if not one_se or crit.shape[1] < 3:
+        return best
+    diff = crit[best][None, :] - crit
+    se = diff.std(axis=1, ddof=1) / np.sqrt(crit.shape[1])
+    ok = np.where(mean >= mean[best] - se)[0]
+    return int(min(ok, key=lambda i: (_complexity(combos[i]), i)))
+
+
+def _complexity(combo: tuple) -> tuple:
+    anchor_i, corr, s, g = combo
+    return (int(s > 0) + int(g > 0), s + g, anchor_i)
 
 
 class Ranker:
@@ -255,8 +386,9 @@ class Ranker:
         self.embedder = None
         self.graph_scores: dict[str, np.ndarray] | None = None
         self.feature_names: list[str] = []
+        self.categories: list[str] = []
         self.tau: float = 1.0
-        self.alpha: float = 0.5
+        self.alpha: float = 0.0
         self.blend: dict[str, Any] = {}
         self.lgbm_params: dict = {}
         self.lgbm_features: list[str] = []
@@ -304,134 +436,169 @@ class Ranker:
             else:
                 self.excluded = {}
         self.trained_on = train
+        self.categories = list(tables.families)
         self.graph_scores = self._graph_scores(tables, train, targets)
-        ranks = rank_normalise(tables.norm[train])
-        frames, ys, groups = [], [], []
+        frames, ys, groups, truths = [], [], [], {}
+        names: list[str] = []
         for d in train:
             ctx = [c for c in train if c != d]
-            F = row_features(tables, d, ctx, self.graph_scores, cfg.families, ranks=ranks)
+            gs = self.graph_scores.get(d) if self.graph_scores else None
+            names, F = feature_matrix(tables, d, ctx, gs, cfg.families, self.categories)
             y = tables.norm[d].to_numpy(dtype=float)
             ok = np.isfinite(y)
             frames.append(F[ok])
             ys.append(y[ok])
             groups += [d] * int(ok.sum())
-        X = pd.concat(frames)
+            truths[d] = tables.quality[d].to_numpy(dtype=float)[ok]
+        X = np.concatenate(frames)
         y = np.concatenate(ys)
         groups = np.array(groups)
-        self.feature_names = list(X.columns)
+        self.feature_names = list(names)
+        col = {n: j for j, n in enumerate(names)}
 
         # LightGBM variants: size x objective x (with / without graph features)
         objectives = ("regression", "lambdarank") if cfg.objective == "auto" else (cfg.objective,)
-        featsets = [tuple(self.feature_names)]
-        if cfg.select_graph_family and "g_score" in self.feature_names:
-            featsets.append(tuple(c for c in self.feature_names if c != "g_score"))
-        variants = list(itertools.product(range(len(cfg.lgbm_grid)), objectives, range(len(featsets))))
-        need_lgbm = any(a > 0 for a in cfg.blend_grid)
+        featsets = [tuple(names)]
+        if cfg.select_graph_family and "g_score" in col:
+            featsets.append(tuple(c for c in names if c != "g_score"))
+        use_lgbm = "lgbm" in cfg.corrections and any(s > 0 for s in cfg.blend_grid)
+        variants = list(itertools.product(range(len(cfg.lgbm_grid)), objectives, range(len(featsets)))) if use_lgbm else []
 
-        # out-of-fold predictions over groups of training datasets
+        # out-of-fold LightGBM predictions over groups of training datasets
         folds = _fold_of(train, cfg.inner_folds, cfg.seed + 1)
         fold_arr = np.array([folds[g] for g in groups])
         oof = {v: np.full(len(y), np.nan) for v in variants}
-        if need_lgbm:
-            for v in variants:
-                pi, obj, fs = v
-                cols = list(featsets[fs])
-                for f in range(cfg.inner_folds):
-                    tr, te = fold_arr != f, fold_arr == f
-                    if not te.any() or not tr.any():
-                        continue
-                    oof[v][te] = self._fit_one(X.loc[:, cols][tr], y[tr], groups[tr], cfg.lgbm_grid[pi], obj).predict(X.loc[:, cols][te])
-
-        # blend search: score = a*z(lgbm) + (1-a)*(b*z(prior) + (1-b)*z(sw_tau)) + c*z(graph)
-        taus = [t for t in cfg.taus if f"e_sw{t}" in X] or [None]
-        priors = [p for p in cfg.priors if p in X] or [None]
-        has_g = "g_score" in X
-        cgrid = cfg.graph_grid if has_g else (0.0,)
-        combos = []
-        for v in (variants if need_lgbm else [None]):
-            for a in cfg.blend_grid:
-                if a < 1 and taus == [None] and priors == [None]:
+        for v in variants:
+            pi, obj, fs = v
+            cj = [col[c] for c in featsets[fs]]
+            for f in range(cfg.inner_folds):
+                tr, te = fold_arr != f, fold_arr == f
+                if not te.any() or not tr.any():
                     continue
-                rest = (0.0,) if a == 1 else cfg.prior_grid
-                for b in rest:
-                    for p in (priors if a < 1 and b > 0 else [priors[0]]):
-                        for tau in (taus if a < 1 and b < 1 else [taus[0]]):
-                            for c in cgrid:
-                                combos.append((v, a, p, b, tau, c))
-        total = np.zeros(len(combos))
-        for d in train:
+                m = self._fit_one(X[tr][:, cj], y[tr], groups[tr], cfg.lgbm_grid[pi], obj, featsets[fs])
+                oof[v][te] = _predict(m, X[te][:, cj])
+
+        # blend: score = (1-s) z(anchor) + s z(correction) + g z(graph); anchor, correction, s, g
+        # chosen on the benchmark's own metrics per held-out training dataset
+        anchors = [p for p in cfg.priors if p in col]
+        corrs = [("L", v) for v in variants]
+        if "sw" in cfg.corrections:
+            corrs += [("S", t) for t in cfg.taus if f"e_sw{t}" in col]
+        has_g = "g_score" in col
+        ggrid = cfg.graph_grid if has_g else (0.0,)
+        combos: list[tuple] = []
+        for ai in (range(len(anchors)) if anchors else [None]):
+            for s in (cfg.blend_grid if ai is not None else (1.0,)):
+                for corr in ([None] if s == 0 else corrs):
+                    for g in ggrid:
+                        combos.append((ai, corr, s, g))
+        if not combos and has_g:
+            combos = [(None, None, 0.0, 1.0)]
+        if not combos:
+            raise ValueError("nothing to score with: no anchor, correction or graph score")
+        crit = np.zeros((len(combos), len(train)))
+        for k, d in enumerate(train):
             m = groups == d
-            t = tables.quality[d].to_numpy(dtype=float)[np.isfinite(tables.norm[d].to_numpy(dtype=float))]
-            comp: dict[Any, np.ndarray] = {}
-            for v in (variants if need_lgbm else []):
-                comp[("L", v)] = _z(oof[v][m])
-            for p in priors:
-                if p is not None:
-                    comp[("P", p)] = _z(X[p].to_numpy()[m])
-            for tau in taus:
-                if tau is not None:
-                    comp[("S", tau)] = _z(X[f"e_sw{tau}"].to_numpy()[m])
-            g = _z(X["g_score"].to_numpy()[m]) if has_g else 0.0
+            comp: dict[Any, np.ndarray] = {("L", v): _z(oof[v][m]) for v in variants}
+            for t in cfg.taus:
+                if f"e_sw{t}" in col:
+                    comp[("S", t)] = _z(X[m, col[f"e_sw{t}"]])
+            for i, a in enumerate(anchors):
+                comp[("A", i)] = _z(X[m, col[a]])
+            G = _z(X[m, col["g_score"]]) if has_g else 0.0
             zero = np.zeros(int(m.sum()))
             S = np.stack([
-                (a * comp[("L", v)] if a > 0 else zero)
-                + ((1 - a) * b * comp[("P", p)] if a < 1 and b > 0 else zero)
-                + ((1 - a) * (1 - b) * comp[("S", tau)] if a < 1 and b < 1 else zero)
-                + (c * g if c > 0 else zero)
-                for v, a, p, b, tau, c in combos
+                ((1 - s) * comp[("A", ai)] if ai is not None and s < 1 else zero)
+                + (s * comp[corr] if corr is not None and s > 0 else zero)
+                + (g * G if g > 0 else zero)
+                for ai, corr, s, g in combos
             ])
-            total += _criterion(S, t)
-        best = int(np.argmax(total))
-        v, a, p, b, tau, c = combos[best]
-        pi, obj, fs = v if v is not None else (0, objectives[0], 0)
+            crit[:, k] = _criterion(S, truths[d])
+        best = _simplest_within_one_se(combos, crit, cfg.one_se)
+        ai, corr, s, g = combos[best]
+        v = corr[1] if corr is not None and corr[0] == "L" else (variants[0] if variants else (0, objectives[0], 0))
+        pi, obj, fs = v
         self.lgbm_params, self.objective = cfg.lgbm_grid[pi], obj
         self.lgbm_features = list(featsets[fs])
-        self.tau, self.alpha = (tau if tau is not None else 1.0), a
-        self.blend = {"lgbm": a, "prior": p, "prior_share": b, "tau": tau, "graph": c}
+        uses_lgbm = corr is not None and corr[0] == "L" and s > 0
+        self.alpha = s if uses_lgbm else 0.0
+        self.tau = corr[1] if corr is not None and corr[0] == "S" else 1.0
+        anchor = anchors[ai] if ai is not None else None
+        self.blend = {"anchor": anchor, "correction": ("lgbm" if uses_lgbm else f"e_sw{self.tau}") if corr is not None and s > 0 else None,
+                      "shrink": s, "graph": g}
         self.cv = {
-            "inner_score": float(total[best] / max(len(train), 1)), "tau": self.tau, "alpha": a, "lgbm": pi,
-            "objective": obj, "lgbm_graph_features": "g_score" in self.lgbm_features, "prior": p,
-            "prior_share": b, "graph_weight": c, "excluded": dict(self.excluded), "combos": len(combos),
+            "inner_score": float(crit[best].mean()), "inner_score_best": float(crit.mean(axis=1).max()),
+            "one_se": cfg.one_se, "tau": self.tau, "alpha": self.alpha, "lgbm": pi, "objective": obj,
+            "lgbm_graph_features": "g_score" in self.lgbm_features, "prior": anchor, "anchor": anchor,
+            "correction": self.blend["correction"], "shrink": s, "prior_share": 1 - s, "graph_weight": g,
+            "excluded": dict(self.excluded), "combos": len(combos),
         }
-        self.model = self._fit_one(X[self.lgbm_features], y, groups, self.lgbm_params, obj) if a > 0 else None
+        self.model = None
+        if uses_lgbm:
+            cj = [col[c] for c in self.lgbm_features]
+            self.model = self._fit_one(X[:, cj], y, groups, self.lgbm_params, obj, self.lgbm_features)
         self.version = hashlib.sha256(
             pickle.dumps((sorted(train), tables.norm[train].round(6).fillna(-1).to_numpy().tobytes(), repr(cfg)))
         ).hexdigest()[:16]
         return self
 
-    def _fit_one(self, X, y, groups, params, objective=None):
-        objective = objective or ("regression" if self.config.objective == "auto" else self.config.objective)
+    def _fit_one(self, X, y, groups, params, objective, names):
+        names = list(names)
+        cat = [names.index("m_family")] if "m_family" in names else "auto"
+        mono = _monotone(names) if self.config.monotone else None
+        model = _lgbm(params, objective, self.config.seed, mono)
         if objective == "lambdarank":
             order = np.argsort(groups, kind="stable")
             _, counts = np.unique(groups[order], return_counts=True)
-            return _lgbm(params, "lambdarank", self.config.seed).fit(X.iloc[order], _relevance(y[order]), group=counts)
-        return _lgbm(params, "regression", self.config.seed).fit(X, y)
+            return model.fit(X[order], _relevance(y[order]), group=counts, categorical_feature=cat)
+        return model.fit(X, y, categorical_feature=cat)
 
     # ---- ranking
+    def _context(self, tables: GraphTables, target: str, context: Sequence[str] | None) -> list[str]:
+        b = _base(tables)
+        excluded = set(self.excluded)
+        any_result = memo(tables, "any_result", lambda: b.have.any(axis=0))
+        return [d for d in (context if context is not None else tables.datasets)
+                if d != target and d not in excluded and d in b.pos and any_result[b.pos[d]]]
+
+    def _graph_score(self, tables: GraphTables, target: str, context: list[str]) -> np.ndarray | None:
+        """The GNN's predicted quality of every model on `target`: one forward pass, memoised per
+        (tables, target, context) (tables are immutable; a new target node means new tables)."""
+        if "graph" not in self.config.families or self.embedder is None:
+            return None
+        gs = self.graph_scores
+        if gs and target in gs and len(gs[target]) == len(tables.models):
+            return gs[target]
+        key = ("graph_score", id(self.embedder), target, tuple(context))
+        cache = tables.__dict__.setdefault("_memo", {})
+        hit = cache.get(key)
+        if hit is None or hit[0] is not self.embedder:
+            hit = (self.embedder, self.embedder.edge_scores(tables, context, [target])[target])
+            cache[key] = hit
+        return hit[1]
+
+    def _score_matrix(self, tables: GraphTables, target: str, context: Sequence[str] | None = None):
+        context = self._context(tables, target, context)
+        gs = self._graph_score(tables, target, context)
+        names, F = feature_matrix(tables, target, context, gs, self.config.families, self.categories or tables.families)
+        col = {n: j for j, n in enumerate(names)}
+        b = self.blend or {"anchor": "e_mean", "correction": None, "shrink": 0.0, "graph": 0.0}
+        s, g = b["shrink"], b["graph"]
+        score = np.zeros(len(tables.models))
+        if b["anchor"] in col and s < 1:
+            score += (1 - s) * _z(F[:, col[b["anchor"]]])
+        if s > 0 and b["correction"] == "lgbm" and self.model is not None:
+            score += s * _z(_predict(self.model, F[:, [col[c] for c in self.lgbm_features]]))
+        elif s > 0 and b["correction"] in col:
+            score += s * _z(F[:, col[b["correction"]]])
+        if g > 0 and "g_score" in col:
+            score += g * _z(F[:, col["g_score"]])
+        return np.nan_to_num(score, nan=-1e9), names, F, context
+
     def scores(self, tables: GraphTables, target: str, context: Sequence[str] | None = None) -> tuple[np.ndarray, pd.DataFrame]:
         """Blended score of every model in tables.models for `target`, plus the feature frame."""
-        excluded = set(self.excluded)
-        context = [d for d in (context if context is not None else tables.datasets)
-                   if d != target and d not in excluded and tables.norm[d].notna().any()]
-        gs = None
-        if "graph" in self.config.families and self.embedder is not None:
-            gs = self.graph_scores if (self.graph_scores and target in self.graph_scores
-                                       and len(self.graph_scores[target]) == len(tables.models)) else None
-            if gs is None:
-                gs = self.embedder.edge_scores(tables, context, [target])
-        F = row_features(tables, target, context, gs, self.config.families)
-        b = self.blend or {"lgbm": self.alpha, "prior": None, "prior_share": 0.0, "tau": self.tau, "graph": 0.0}
-        a = b["lgbm"]
-        score = np.zeros(len(tables.models))
-        if a > 0 and self.model is not None:
-            score += a * _z(_predict(self.model, F[self.lgbm_features or self.feature_names]))
-        if a < 1 and b["prior_share"] > 0 and b["prior"] in F:
-            score += (1 - a) * b["prior_share"] * _z(F[b["prior"]].to_numpy())
-        if a < 1 and b["prior_share"] < 1 and f"e_sw{b['tau']}" in F:
-            score += (1 - a) * (1 - b["prior_share"]) * _z(F[f"e_sw{b['tau']}"].to_numpy())
-        if b["graph"] > 0 and "g_score" in F:
-            score += b["graph"] * _z(F["g_score"].to_numpy())
-        return np.nan_to_num(score, nan=-1e9), F
+        score, names, F, _ = self._score_matrix(tables, target, context)
+        return score, pd.DataFrame(F, index=tables.models, columns=names)
 
     def rank(
         self,
@@ -448,31 +615,40 @@ class Ranker:
         distances to known datasets and optional metadata). Evidence comes from the current rows."""
         tables = zoo if isinstance(zoo, GraphTables) else tables_from_zoo(zoo)
         if target not in tables.datasets or distances:
-            tables = tables.with_target(target, distances or {}, metadata)
-        score, F = self.scores(tables, target)
-        idx = {m: i for i, m in enumerate(tables.models)}
-        cand = [m for m in (candidates or tables.models) if m in idx]
-        ci = np.array([idx[m] for m in cand], dtype=int)
+            key = ("with_target", target, tuple(sorted((distances or {}).items())), tuple(sorted((metadata or {}).items())))
+            base_tables = tables
+            tables = memo(base_tables, key, lambda: base_tables.with_target(target, distances or {}, metadata))
+        score, names, F, context = self._score_matrix(tables, target)
+        col = {n: j for j, n in enumerate(names)}
+        idx = memo(tables, "model_index", lambda: {m: i for i, m in enumerate(tables.models)})
+        if candidates is None:
+            ci = np.arange(len(tables.models))
+        else:
+            ci = np.array([idx[m] for m in candidates if m in idx], dtype=int)
         order = ci[np.argsort(-score[ci], kind="stable")] if len(ci) else ci
         if k is not None:
             order = order[:k]
-        excluded = set(self.excluded)
-        context = [d for d in tables.datasets if d != target and d not in excluded and tables.norm[d].notna().any()]
-        dist = tables.distance(target, context)
-        near = [context[i] for i in np.argsort(np.where(np.isfinite(dist), dist, np.inf))[:explain_neighbours]]
-        near_dist = tables.distance(target, near)
-        sw = F[f"e_sw{self.tau}"].to_numpy() if f"e_sw{self.tau}" in F else None
+        b = _base(tables)
+        ti = b.dist_pos.get(target)
+        ci = np.array([b.dist_pos.get(c, -1) for c in context], dtype=int)
+        dist = (np.where(ci >= 0, b.dist[ti, np.maximum(ci, 0)], np.nan) if ti is not None
+                else np.full(len(context), np.nan))
+        nearest = np.argsort(np.where(np.isfinite(dist), dist, np.inf), kind="stable")[:explain_neighbours]
+        near = [context[i] for i in nearest]
+        near_dist = dist[nearest]
+        sw_name = f"e_sw{self.tau}"
         out = []
         for r, i in enumerate(order, start=1):
             m = tables.models[i]
             out.append(RankedModel(m, float(score[i]), r, {
                 "similar_datasets": [{"dataset": d, "distance": float(near_dist[j]),
-                                      "normalised_quality": _f(tables.norm.iat[i, tables.norm.columns.get_loc(d)])}
+                                      "normalised_quality": _f(b.norm[i, b.pos[d]])}
                                      for j, d in enumerate(near)],
-                "similarity_weighted_quality": _f(sw[i]) if sw is not None else None,
-                "mean_quality_elsewhere": _f(F["e_mean"].iat[i]) if "e_mean" in F else None,
-                "results_elsewhere": int(F["e_count"].iat[i]) if "e_count" in F else None,
-                "graph_score": _f(F["g_score"].iat[i]) if "g_score" in F else None,
+                "similarity_weighted_quality": _f(F[i, col[sw_name]]) if sw_name in col else None,
+                "mean_quality_elsewhere": _f(F[i, col["e_mean"]]) if "e_mean" in col else None,
+                "low_rank_quality": _f(F[i, col["e_cf1"]]) if "e_cf1" in col else None,
+                "results_elsewhere": int(F[i, col["e_count"]]) if "e_count" in col else None,
+                "graph_score": _f(F[i, col["g_score"]]) if "g_score" in col else None,
                 "predictor_version": self.version,
             }))
         return out

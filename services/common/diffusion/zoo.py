@@ -28,10 +28,10 @@ import math
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -39,7 +39,16 @@ from PIL import Image
 
 from . import data as _data
 from .bundle import DiffusionBundle, load_bundle
-from .data import BRIGHT, COLORS, COOL, NEUTRAL, WARM, generate_synthetic_dataset, load_imagefolder, render_synthetic
+from .data import (
+    BRIGHT,
+    COLORS,
+    COOL,
+    NEUTRAL,
+    WARM,
+    generate_synthetic_dataset,
+    load_imagefolder,
+    render_synthetic,
+)
 from .tiny import build_tiny
 
 RESOLUTION = 16
@@ -115,7 +124,9 @@ PHOTO_SUBJECTS = {"china": "a chinese temple roof among trees", "flower": "a pin
 
 @lru_cache(maxsize=1)
 def _sample_photos() -> dict[str, np.ndarray]:
-    from sklearn.datasets import load_sample_images  # two JPEGs shipped inside scikit-learn: no download
+    from sklearn.datasets import (
+        load_sample_images,  # two JPEGs shipped inside scikit-learn: no download
+    )
 
     bunch = load_sample_images()
     return {Path(f).stem: np.asarray(img) for f, img in zip(bunch.filenames, bunch.images)}
@@ -130,7 +141,7 @@ def _render_photo(rng, size, *, images=("china",), crop=(0.2, 0.45), gray=False)
     photo = _sample_photos()[name]
     h, w = photo.shape[:2]
     frac = rng.uniform(*crop)
-    side = max(8, int(round(frac * min(h, w))))
+    side = max(8, round(frac * min(h, w)))
     top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
     patch = Image.fromarray(photo[top:top + side, left:left + side]).resize((size, size), Image.Resampling.BOX)
     if rng.random() < 0.5:
@@ -179,51 +190,51 @@ NEON = ("lime", "cyan", "pink", "yellow")
 _NEW_DOMAINS: list[tuple[str, str, str, dict]] = [
     # sources new to this module
     ("dots", "dots", "polka-dot grids in bright colours on neutral backgrounds",
-     dict(colors=BRIGHT, backgrounds=NEUTRAL)),
+     {"colors": BRIGHT, "backgrounds": NEUTRAL}),
     ("photo-temple", "photo", "crops of the scikit-learn 'china' sample photo (temple and trees)",
-     dict(images=("china",), crop=(0.2, 0.45))),
+     {"images": ("china",), "crop": (0.2, 0.45)}),
     # targets near the sources
     ("shapes-pastel", "shapes", "pastel circles, squares and triangles on white",
-     dict(colors=PASTEL, backgrounds=("white",))),
+     {"colors": PASTEL, "backgrounds": ("white",)}),
     ("shapes-dark", "shapes", "cool-coloured circles and squares on black",
-     dict(colors=COOL, backgrounds=("black",), shapes=("circle", "square"))),
+     {"colors": COOL, "backgrounds": ("black",), "shapes": ("circle", "square")}),
     ("stripes-mono-diagonal", "stripes", "black, white and gray diagonal stripes",
-     dict(colors=NEUTRAL, orientations=("diagonal",))),
-    ("checker-fine-warm", "checkerboard", "fine warm-coloured checkerboards", dict(colors=WARM, cells=(4, 6))),
-    ("checker-coarse-cool", "checkerboard", "coarse cool-coloured checkerboards", dict(colors=COOL, cells=(2, 3))),
-    ("checker-mono", "checkerboard", "black, white and gray checkerboards", dict(colors=NEUTRAL)),
-    ("gradients-radial-warm", "gradient", "radial warm gradients", dict(colors=WARM, directions=("radial",))),
+     {"colors": NEUTRAL, "orientations": ("diagonal",)}),
+    ("checker-fine-warm", "checkerboard", "fine warm-coloured checkerboards", {"colors": WARM, "cells": (4, 6)}),
+    ("checker-coarse-cool", "checkerboard", "coarse cool-coloured checkerboards", {"colors": COOL, "cells": (2, 3)}),
+    ("checker-mono", "checkerboard", "black, white and gray checkerboards", {"colors": NEUTRAL}),
+    ("gradients-radial-warm", "gradient", "radial warm gradients", {"colors": WARM, "directions": ("radial",)}),
     ("gradients-linear-cool", "gradient", "linear cool gradients",
-     dict(colors=COOL, directions=("left to right", "top to bottom", "diagonal"))),
-    ("gradients-mono", "gradient", "gradients between black, white and gray", dict(colors=NEUTRAL)),
+     {"colors": COOL, "directions": ("left to right", "top to bottom", "diagonal")}),
+    ("gradients-mono", "gradient", "gradients between black, white and gray", {"colors": NEUTRAL}),
     ("blobs-many-navy", "blobs", "up to six soft warm blobs on navy",
-     dict(colors=WARM, backgrounds=("navy",), max_blobs=6)),
-    ("blobs-warm-white", "blobs", "soft warm blobs on white", dict(colors=WARM, backgrounds=("white",), max_blobs=3)),
-    ("digits-neon", "digits", "neon handwritten digits on black", dict(colors=NEON, backgrounds=("black",))),
-    ("digits-gray", "digits", "classic white-on-black sklearn digits", dict(colors=("white",), backgrounds=("black",))),
-    ("noise-fine-earth", "noise", "fine value noise in earth tones", dict(colors=EARTH, scales=("fine",))),
+     {"colors": WARM, "backgrounds": ("navy",), "max_blobs": 6}),
+    ("blobs-warm-white", "blobs", "soft warm blobs on white", {"colors": WARM, "backgrounds": ("white",), "max_blobs": 3}),
+    ("digits-neon", "digits", "neon handwritten digits on black", {"colors": NEON, "backgrounds": ("black",)}),
+    ("digits-gray", "digits", "classic white-on-black sklearn digits", {"colors": ("white",), "backgrounds": ("black",)}),
+    ("noise-fine-earth", "noise", "fine value noise in earth tones", {"colors": EARTH, "scales": ("fine",)}),
     ("noise-coarse-sky", "noise", "coarse value noise in sky colours",
-     dict(colors=("blue", "white", "cyan", "navy"), scales=("coarse",))),
-    ("rings-warm-white", "rings", "warm concentric rings on white", dict(colors=WARM, backgrounds=("white",))),
+     {"colors": ("blue", "white", "cyan", "navy"), "scales": ("coarse",)}),
+    ("rings-warm-white", "rings", "warm concentric rings on white", {"colors": WARM, "backgrounds": ("white",)}),
     ("rings-cool-dark", "rings", "cool concentric rings on black or navy",
-     dict(colors=("cyan", "teal", "blue", "green"), backgrounds=("black", "navy"))),
+     {"colors": ("cyan", "teal", "blue", "green"), "backgrounds": ("black", "navy")}),
     ("dots-dense-warm", "dots", "dense warm dot grids on white",
-     dict(colors=WARM, backgrounds=("white",), grids=(4, 5, 6))),
+     {"colors": WARM, "backgrounds": ("white",), "grids": (4, 5, 6)}),
     ("dots-sparse-cool", "dots", "a few large cool dots on black",
-     dict(colors=COOL, backgrounds=("black", "gray"), grids=(2, 3), radius=(0.3, 0.42))),
-    ("photo-flower", "photo", "crops of the scikit-learn 'flower' sample photo", dict(images=("flower",), crop=(0.2, 0.45))),
+     {"colors": COOL, "backgrounds": ("black", "gray"), "grids": (2, 3), "radius": (0.3, 0.42)}),
+    ("photo-flower", "photo", "crops of the scikit-learn 'flower' sample photo", {"images": ("flower",), "crop": (0.2, 0.45)}),
     ("photo-temple-gray", "photo", "black and white crops of the 'china' sample photo",
-     dict(images=("china",), crop=(0.3, 0.6), gray=True)),
+     {"images": ("china",), "crop": (0.3, 0.6), "gray": True}),
     # targets far from every source (families no zoo model was pretrained on)
-    ("waves-warm", "waves", "warm wavy bands", dict(colors=WARM)),
-    ("waves-cool", "waves", "cool wavy bands", dict(colors=COOL)),
-    ("waves-mono", "waves", "black, white and gray wavy bands", dict(colors=NEUTRAL + ("navy",))),
-    ("grid-warm", "grid", "warm grid lines on white or black", dict(colors=WARM, backgrounds=("white", "black"))),
-    ("grid-cool", "grid", "cool grid lines on neutral backgrounds", dict(colors=COOL, backgrounds=NEUTRAL)),
+    ("waves-warm", "waves", "warm wavy bands", {"colors": WARM}),
+    ("waves-cool", "waves", "cool wavy bands", {"colors": COOL}),
+    ("waves-mono", "waves", "black, white and gray wavy bands", {"colors": NEUTRAL + ("navy",)}),
+    ("grid-warm", "grid", "warm grid lines on white or black", {"colors": WARM, "backgrounds": ("white", "black")}),
+    ("grid-cool", "grid", "cool grid lines on neutral backgrounds", {"colors": COOL, "backgrounds": NEUTRAL}),
     ("frames-bright", "frames", "nested bright square frames on neutral backgrounds",
-     dict(colors=BRIGHT, backgrounds=NEUTRAL)),
+     {"colors": BRIGHT, "backgrounds": NEUTRAL}),
     ("frames-mono", "frames", "nested black, white and gray square frames",
-     dict(colors=NEUTRAL + ("navy",), backgrounds=NEUTRAL + ("navy",))),
+     {"colors": NEUTRAL + ("navy",), "backgrounds": NEUTRAL + ("navy",)}),
 ]
 for _name, _family, _desc, _params in _NEW_DOMAINS:
     _ensure_domain(_name, _family, _desc, **_params)
@@ -265,29 +276,29 @@ class ZooDataset:
 
 ZOO_MODELS: list[ZooModel] = [
     ZooModel("zoo-unet-lowattn", "unet2d-condition",
-             dict(block_out_channels=(32, 64), down_block_types=(_D, _C), up_block_types=(_A, _U)),
+             {"block_out_channels": (32, 64), "down_block_types": (_D, _C), "up_block_types": (_A, _U)},
              ("shapes",), 101, "UNet 32-64, cross-attention at 8x8 and mid only"),
-    ZooModel("zoo-dit-wide", "dit", dict(num_attention_heads=4, attention_head_dim=32, num_layers=3),
+    ZooModel("zoo-dit-wide", "dit", {"num_attention_heads": 4, "attention_head_dim": 32, "num_layers": 3},
              ("stripes",), 102, "DiT width 128 (4x32 heads), 3 layers, patch 2"),
     ZooModel("zoo-unet-deep3", "unet2d-condition",
-             dict(block_out_channels=(32, 48, 56), down_block_types=(_D, _D, _C), up_block_types=(_A, _U, _U)),
+             {"block_out_channels": (32, 48, 56), "down_block_types": (_D, _D, _C), "up_block_types": (_A, _U, _U)},
              ("digits",), 103, "3-level UNet 32-48-56, cross-attention at 4x4 and mid only"),
-    ZooModel("zoo-dit-deep", "dit", dict(num_attention_heads=3, attention_head_dim=32, num_layers=6),
+    ZooModel("zoo-dit-deep", "dit", {"num_attention_heads": 3, "attention_head_dim": 32, "num_layers": 6},
              ("checkerboard",), 104, "DiT width 96 (3x32 heads), 6 layers, patch 2"),
     ZooModel("zoo-unet-hiattn", "unet2d-condition",
-             dict(block_out_channels=(40, 72), down_block_types=(_C, _D), up_block_types=(_U, _A)),
+             {"block_out_channels": (40, 72), "down_block_types": (_C, _D), "up_block_types": (_U, _A)},
              ("noise",), 105, "UNet 40-72, cross-attention at full 16x16 resolution and mid"),
-    ZooModel("zoo-dit-patch4", "dit", dict(num_attention_heads=4, attention_head_dim=32, num_layers=3, patch_size=4),
+    ZooModel("zoo-dit-patch4", "dit", {"num_attention_heads": 4, "attention_head_dim": 32, "num_layers": 3, "patch_size": 4},
              ("gradients",), 106, "DiT width 128, 3 layers, coarse patch 4 (16 tokens)"),
     ZooModel("zoo-unet-midattn", "unet2d-condition",
-             dict(block_out_channels=(48, 72), down_block_types=(_D, _D), up_block_types=(_U, _U)),
+             {"block_out_channels": (48, 72), "down_block_types": (_D, _D), "up_block_types": (_U, _U)},
              ("rings",), 107, "wide UNet 48-72, cross-attention in the mid block only"),
-    ZooModel("zoo-dit-narrow", "dit", dict(num_attention_heads=2, attention_head_dim=32, num_layers=13),
+    ZooModel("zoo-dit-narrow", "dit", {"num_attention_heads": 2, "attention_head_dim": 32, "num_layers": 13},
              ("blobs",), 108, "narrow deep DiT width 64 (2x32 heads), 13 layers"),
     ZooModel("zoo-unet-lpb2", "unet2d-condition",
-             dict(block_out_channels=(24, 56), layers_per_block=2), ("dots",), 109,
+             {"block_out_channels": (24, 56), "layers_per_block": 2}, ("dots",), 109,
              "narrow UNet 24-56 with two resnet layers per block, cross-attention at 8x8 and mid"),
-    ZooModel("zoo-dit-heads16", "dit", dict(num_attention_heads=8, attention_head_dim=16, num_layers=3),
+    ZooModel("zoo-dit-heads16", "dit", {"num_attention_heads": 8, "attention_head_dim": 16, "num_layers": 3},
              ("photo-temple",), 110, "DiT width 128 as 8 small heads of 16, 3 layers"),
 ]
 
@@ -377,9 +388,11 @@ def recognisability(bundle: DiffusionBundle, spec: ZooModel, *, num_samples: int
     """Sample with held-out source captions; FID (offline features) of the samples vs each source domain.
 
     Recognisable means the samples are closer (lower FID) to the model's own source data than to every
-    other zoo source domain. Real sets are fresh renders (seed differs from the training data).
+    other zoo source domain. Real sets are fresh renders (seed differs from the training data). Also
+    reports `own_fraction`: the share of samples whose offline feature vector is nearest to the own
+    source's mean feature vector (a per-image view; chance is 1/len(domains)).
     """
-    from .features import image_quality
+    from .features import extract_features, image_quality
     from .sampling import sample
 
     domains = tuple(domains or SOURCE_DOMAINS)
@@ -387,16 +400,19 @@ def recognisability(bundle: DiffusionBundle, spec: ZooModel, *, num_samples: int
     bundle.denoiser.eval()
     fake = sample(bundle, seeds=list(range(seed, seed + num_samples)), prompts=captions,
                   num_inference_steps=sample_steps)
-    fids = {}
+    fids, centroids = {}, []
     for domain in domains:
         real, _ = _domain_images(domain, num_real, seed)
         fids[domain] = image_quality(real, fake.float().cpu(), kid_subsets=10)["fid"]
+        centroids.append(extract_features(real).mean(0))
+    nearest = torch.cdist(extract_features(fake.float().cpu()), torch.stack(centroids)).argmin(1).tolist()
+    own_fraction = sum(domains[i] in spec.source_domains for i in nearest) / len(nearest)
     own = min(fids[d] for d in spec.source_domains if d in fids)
     others = {d: v for d, v in fids.items() if d not in spec.source_domains}
     nearest_other = min(others, key=others.get) if others else None
     return {"fid_own": own, "fid_by_domain": fids, "nearest_other": nearest_other,
             "fid_nearest_other": others.get(nearest_other) if nearest_other else None,
-            "recognisable": bool(others) and own < min(others.values())}
+            "own_fraction": own_fraction, "recognisable": bool(others) and own < min(others.values())}
 
 
 def pretrain_zoo_model(spec: ZooModel, out_dir, *, steps: int, batch_size: int, lr: float, mode: str = "fp32",
@@ -453,9 +469,9 @@ def pretrain_zoo_model(spec: ZooModel, out_dir, *, steps: int, batch_size: int, 
 class PairBudget:
     """Fixed fine-tuning budget for every (model, target) pair: memlean, fixed eval set (lower is better)."""
 
-    steps: int = 40
-    batch_size: int = 16
-    lr: float = 5e-4
+    steps: int = 50
+    batch_size: int = 32
+    lr: float = 3e-4
     n_images: int = TARGET_N
     eval_size: int = 32  # held-out target images, never trained on
     eval_repeats: int = 4  # (noise, timestep) draws per held-out image: 128 fixed eval items
@@ -532,13 +548,51 @@ def estimate_pair_seconds(spec_or_model, budget: PairBudget, *, probe_steps: int
             "torch_threads": torch.get_num_threads()}
 
 
-# Measured on this project's dev machine (2 shared CPU cores, load from other work, torch 1 thread);
-# see recommended_budget() and the module report. Filled from estimate_pair_seconds/finetune_pair runs.
-BUDGET_MEASUREMENTS: dict = {}
+# Recorded measurements behind recommended_budget() (dev machine: 2 shared CPU cores, torch 1 thread,
+# memlean, 512 target images, eval 32 images x 4 fixed draws). Provenance for the choice, not inputs to
+# anything: re-measure with estimate_pair_seconds() / `python -m services.common.diffusion.zoo estimate`.
+BUDGET_MEASUREMENTS: dict = {
+    # 50 steps x batch 32: fixed part (load, eval before/after, save) + 50 x median step; host quiet
+    # (wall == CPU), 4 probe steps per model
+    "estimated_pair_seconds": {
+        "zoo-unet-lowattn": 23.6, "zoo-dit-wide": 11.9, "zoo-unet-deep3": 9.8, "zoo-dit-deep": 16.7,
+        "zoo-unet-hiattn": 50.5, "zoo-dit-patch4": 5.4, "zoo-unet-midattn": 13.6, "zoo-dit-narrow": 23.2,
+        "zoo-unet-lpb2": 34.4, "zoo-dit-heads16": 15.8,
+    },
+    "mean_pair_seconds": 20.5,  # -> 320 pairs on 2 single-thread workers: ~55 min
+    # complete 50-step pairs, all 10 models (pretrained 300 steps) on 2 targets, host lightly shared:
+    # mean 21.7 s per pair -> ~58 min for 320 pairs on 2 workers; per model (s):
+    "measured_full_pair_wall_seconds": {
+        "zoo-unet-lowattn": 32.9, "zoo-dit-wide": 11.5, "zoo-unet-deep3": 9.9, "zoo-dit-deep": 15.8,
+        "zoo-unet-hiattn": 51.4, "zoo-dit-patch4": 5.9, "zoo-unet-midattn": 14.0, "zoo-dit-narrow": 22.8,
+        "zoo-unet-lpb2": 36.2, "zoo-dit-heads16": 16.6,
+    },
+    "measured_mean_pair_seconds": 21.7,
+    # 3 models pretrained 300 steps on their sources x 3 targets x 2 training seeds:
+    # repeat noise = mean over models of the std of final val loss across seeds;
+    # spread = std of the per-model means on that target
+    "noise_vs_spread": {
+        "target-shapes-warm": {"repeat_std": 0.00064, "between_model_std": 0.0131, "ratio": 20.4,
+                               "best": "zoo-unet-lowattn (source shapes)"},
+        "target-stripes-cool": {"repeat_std": 0.00084, "between_model_std": 0.0167, "ratio": 19.9,
+                                "best": "zoo-dit-wide (source stripes)"},
+        "target-digits-ink": {"repeat_std": 0.00067, "between_model_std": 0.0129, "ratio": 19.3,
+                              "best": "zoo-unet-lowattn (source shapes; zoo-unet-deep3, source digits, 2nd)"},
+    },
+    # the cheaper alternative measured on the same sample (dit-wide pretrained only 200 steps there):
+    # 40 steps x batch 16, lr 5e-4: mean ~12 s CPU per pair, noise ratios 6.2-43.6, one model won all 3
+    "alternative_40x16": {"mean_pair_cpu_seconds": 12.0, "ratios": (43.6, 6.2, 7.8)},
+}
 
 
 def recommended_budget() -> PairBudget:
-    """The budget for the 320-pair run (see BUDGET_MEASUREMENTS for the numbers that justify it)."""
+    """The budget for the 320-pair run: memlean, 50 steps x batch 32, lr 3e-4, 512 images, 32x4 fixed eval items.
+
+    Chosen from BUDGET_MEASUREMENTS: ~21 s per pair on average with one thread (estimated 20.5, measured
+    21.7 over 20 complete pairs; slowest model, full-resolution attention, ~51 s), i.e. ~55-58 min for
+    320 pairs on two single-thread workers, inside the 90-minute target with ~1.5x headroom; seed-to-seed noise ~20x smaller than the spread between
+    models on every measured target, and the winner changed with the target's source match.
+    """
     return PairBudget()
 
 

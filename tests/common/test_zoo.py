@@ -1,0 +1,143 @@
+"""The T2I zoo (services.common.diffusion.zoo): specs, sizes, target datasets, pretraining."""
+import hashlib
+import json
+
+import pytest
+import torch
+
+from services.common.diffusion import (
+    SYNTHETIC_DOMAINS,
+    load_bundle,
+    load_imagefolder,
+    render_synthetic,
+    zoo,
+)
+
+torch.set_num_threads(1)
+
+
+def _digest(folder) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+# ------------------------------------------------------------------------------------------- models
+def test_ten_models_with_unique_names_kinds_and_distinct_sources():
+    assert len(zoo.ZOO_MODELS) == 10
+    assert len({m.name for m in zoo.ZOO_MODELS}) == 10
+    assert len({m.seed for m in zoo.ZOO_MODELS}) == 10
+    assert {m.kind for m in zoo.ZOO_MODELS} == {"unet2d-condition", "dit"}
+    sources = [d for m in zoo.ZOO_MODELS for d in m.source_domains]
+    assert len(sources) == len(set(sources)) == 10
+    assert all(d in SYNTHETIC_DOMAINS for d in sources)
+    # several families, not ten palettes of one
+    assert len({SYNTHETIC_DOMAINS[d].family for d in sources}) >= 6
+    # architectures differ: no two denoiser configs are the same
+    configs = {json.dumps(m.to_dict()["overrides"], sort_keys=True) + m.kind for m in zoo.ZOO_MODELS}
+    assert len(configs) == 10
+
+
+def test_parameter_counts_within_30_percent_and_in_range():
+    totals = {m.name: zoo.parameter_counts(m)["total"] for m in zoo.ZOO_MODELS}
+    assert all(500_000 <= n <= 2_000_000 for n in totals.values()), totals
+    assert max(totals.values()) <= 1.3 * min(totals.values()), totals
+
+
+@pytest.mark.parametrize("spec", zoo.ZOO_MODELS, ids=lambda m: m.name)
+def test_each_model_builds_deterministically_and_predicts_noise(spec):
+    a, b = zoo.build_zoo_model(spec), zoo.build_zoo_model(spec)
+    assert a.conditional and a.kind == spec.kind and a.image_size == zoo.RESOLUTION
+    sa, sb = a.denoiser.state_dict(), b.denoiser.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        cond = a.encode_prompts(["a red circle on a blue background", "3 wavy horizontal red and orange bands"])
+        eps = a.predict_noise(x, torch.tensor([10, 700]), cond)
+    assert eps.shape == x.shape and torch.isfinite(eps).all()
+
+
+def test_different_seeds_give_different_weights_for_equal_configs():
+    wide, heads16 = zoo.model_spec("zoo-dit-wide"), zoo.model_spec("zoo-dit-heads16")
+    assert zoo.parameter_counts(wide)["total"] == zoo.parameter_counts(heads16)["total"]
+    pa = torch.cat([p.flatten() for p in zoo.build_zoo_model(wide).denoiser.parameters()])
+    pb = torch.cat([p.flatten() for p in zoo.build_zoo_model(heads16).denoiser.parameters()])
+    assert not torch.equal(pa, pb)
+
+
+# ------------------------------------------------------------------------------------------ datasets
+def test_32_targets_on_distinct_domains_none_a_source():
+    targets = zoo.TARGET_DATASETS
+    assert len(targets) == 32
+    assert len({t.name for t in targets}) == 32
+    domains = [t.domain for t in targets]
+    assert len(set(domains)) == 32 and all(d in SYNTHETIC_DOMAINS for d in domains)
+    assert not set(domains) & set(zoo.SOURCE_DOMAINS)
+    near = [t for t in targets if t.near is not None]
+    assert {t.near for t in near} == set(zoo.SOURCE_DOMAINS)  # every source has a nearby target
+    assert 4 <= len(targets) - len(near)  # and some targets are far from every source
+    for t in near:  # "near" means same renderer family
+        assert SYNTHETIC_DOMAINS[t.domain].family == SYNTHETIC_DOMAINS[t.near].family
+
+
+def test_target_domains_render_differently():
+    # distinct names could still hide identical renderers: the pixel statistics must differ too
+    stats = {}
+    for t in zoo.TARGET_DATASETS:
+        arr, captions = render_synthetic(t.domain, n=6, seed=0, resolution=16)
+        stats[t.domain] = arr.astype("float64").mean(axis=(0, 1, 2)).round(1).tobytes() + arr[0].tobytes()
+        assert all(c and len(c.split()) >= 3 for c in captions)
+    assert len(set(stats.values())) == 32
+
+
+def test_captions_describe_content():
+    _, caps = render_synthetic("digits-neon", n=8, seed=1)
+    assert all("digit" in c and "black" in c for c in caps)
+    _, caps = render_synthetic("photo-flower", n=8, seed=1)
+    assert all("flower" in c for c in caps)
+    _, caps = render_synthetic("waves-cool", n=8, seed=1)
+    assert all("wavy" in c for c in caps)
+    _, caps = render_synthetic("dots-dense-warm", n=8, seed=1)
+    assert all("dots on a white background" in c for c in caps)
+
+
+def test_target_generation_is_deterministic(tmp_path):
+    spec = zoo.dataset_spec("target-photo-flower")
+    small = zoo.ZooDataset(spec.name, spec.domain, 24, spec.seed)
+    a = zoo.generate_target_dataset(small, tmp_path / "a")
+    b = zoo.generate_target_dataset(small, tmp_path / "b")
+    assert _digest(a) == _digest(b)
+    ds = load_imagefolder(a, resolution=16)
+    assert len(ds) == 24 and "flower" in ds.texts[0]
+    other = zoo.generate_target_dataset(zoo.ZooDataset("x", spec.domain, 24, spec.seed + 1), tmp_path / "c")
+    assert _digest(other) != _digest(a)
+
+
+def test_all_targets_generate_at_full_size(tmp_path):
+    spec = zoo.TARGET_DATASETS[-1]
+    folder = zoo.generate_target_dataset(spec, tmp_path / "t")
+    assert len(load_imagefolder(folder, resolution=16)) == spec.n == zoo.TARGET_N
+
+
+# ---------------------------------------------------------------------------------------- pretraining
+def test_short_pretrain_lowers_val_loss_and_writes_loadable_bundle(tmp_path):
+    spec = zoo.model_spec("zoo-dit-patch4")  # the cheapest denoiser: 16 tokens
+    stats = zoo.pretrain_zoo_model(spec, tmp_path / "model", steps=20, batch_size=8, lr=2e-3, n_source=64,
+                                   eval_size=8, eval_repeats=2, check=False)
+    assert stats["final_val_loss"] < stats["initial_val_loss"]
+    assert stats["seconds"] > 0 and stats["parameters"]["total"] == zoo.parameter_counts(spec)["total"]
+    loaded = load_bundle(str(tmp_path / "model"))
+    assert loaded.kind == "dit" and loaded.conditional
+    meta = json.loads((tmp_path / "model" / "zoo.json").read_text())
+    assert meta["spec"]["name"] == spec.name and meta["pretraining"]["steps"] == 20
+    # the saved weights are the trained ones, not the random init
+    init = zoo.build_zoo_model(spec).denoiser.state_dict()
+    saved = loaded.denoiser.state_dict()
+    assert any(not torch.equal(init[k], saved[k]) for k in init)
+
+
+def test_budget_and_time_estimate_are_consistent():
+    budget = zoo.recommended_budget()
+    assert budget.mode == "memlean"
+    cfg = budget.training_config(seed=3)
+    cfg.validate()
+    assert cfg.steps == budget.steps and cfg.eval_seed == budget.eval_seed and cfg.num_samples == 0
+    assert zoo.pair_run_minutes(budget, 30.0) == pytest.approx(320 * 30 / 2 / 60)

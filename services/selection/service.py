@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from services.common.errors import Problem, not_found
@@ -387,7 +387,7 @@ def rank(*, db_session: Session, body: RankRequest) -> dict[str, Any]:
         metadata = inline.metadata
     candidates = None
     if body.candidates:
-        candidates = [get_model(db_session=db_session, ident=c).name for c in body.candidates]
+        candidates = _model_names(db_session, body.candidates)
     ranked = ranker.rank(tables, target, candidates=candidates, k=body.k, distances=distances, metadata=metadata)
     ids = dict(db_session.execute(select(Model.name, Model.id).where(Model.name.in_([r.model for r in ranked]))).all())
     return {
@@ -398,6 +398,17 @@ def rank(*, db_session: Session, body: RankRequest) -> dict[str, Any]:
         "ranking": [{"model": r.model, "model_id": ids.get(r.model), "rank": r.rank, "score": r.score,
                      "explanation": r.evidence} for r in ranked],
     }
+
+
+def _model_names(db_session: Session, idents: list[str]) -> list[str]:
+    """Resolve many model ids or names in one query (a ranking may name thousands)."""
+    rows = db_session.execute(select(Model.id, Model.name).where(
+        or_(Model.id.in_(idents), Model.name.in_(idents)))).all()
+    by_ident = {ident: name for model_id, name in rows for ident in (model_id, name)}
+    unknown = [i for i in idents if i not in by_ident]
+    if unknown:
+        raise Problem(404, f"unknown models: {', '.join(unknown[:10])}" + (" …" if len(unknown) > 10 else ""))
+    return [by_ident[i] for i in idents]
 
 
 def _distances_from_profile(zoo: Zoo, profile: np.ndarray) -> dict[str, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import worker_process_init, worker_ready
 from kombu import Queue
 
 from services.common.jobs.registry import QUEUES, all_kinds, load_task_modules
@@ -40,18 +40,31 @@ def create_celery_app(settings: Settings | None = None, *, extra_task_modules: t
 
 
 def _register_task(app: Celery, name: str) -> None:
-    def run(job_id: str) -> str | None:
+    def run(self, job_id: str) -> str | None:
         from services.common.jobs.runner import execute_job
 
-        return execute_job(job_id)
+        try:
+            return execute_job(job_id)
+        except Exception as exc:
+            # execute_job records every handler error itself; what escapes is infrastructure
+            # (database or broker trouble). Send the message again rather than lose the job.
+            raise self.retry(exc=exc, countdown=5)
 
     run.__name__ = name.replace(".", "_")
-    app.task(name=name, acks_late=True, reject_on_worker_lost=True)(run)
+    app.task(name=name, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=60)(run)
 
 
 @lru_cache
 def celery_app() -> Celery:
     return create_celery_app()
+
+
+@worker_process_init.connect
+def _fresh_connections_in_child(**_):
+    # A forked pool process must not share the parent's pooled database connections.
+    from services.common.db import get_engine
+
+    get_engine(get_settings().resolved_database_url).dispose(close=False)
 
 
 @worker_ready.connect

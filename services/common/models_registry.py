@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 
 MODEL_MODULES = (
     "services.common.auth",
@@ -19,6 +18,5 @@ def import_all_models():
     from services.common.db import Base
 
     for module in MODEL_MODULES:
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module)
+        importlib.import_module(module)
     return Base.metadata

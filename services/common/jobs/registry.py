@@ -58,17 +58,10 @@ TASK_MODULES = (
 
 
 def load_task_modules(extra: tuple[str, ...] = ()) -> None:
+    """Import every module that registers job kinds; a missing plug-in module fails loudly."""
     import importlib
-    import importlib.util
 
     from services.common.settings import get_settings
 
     for module in (*TASK_MODULES, *get_settings().extra_task_modules, *extra):
-        if importlib.util.find_spec(module.rsplit(".", 1)[0]) is None:
-            continue
-        try:
-            spec = importlib.util.find_spec(module)
-        except ModuleNotFoundError:
-            spec = None
-        if spec is not None:
-            importlib.import_module(module)
+        importlib.import_module(module)

@@ -14,7 +14,10 @@ keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks (measured on this machine, printed as tables).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+zoo_app = typer.Typer(help="The T2I zoo: 10 tiny models x 32 targets measured through the platform.",
+                      no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.add_typer(zoo_app, name="zoo")
 
 
 def _logging(level: str = "INFO") -> None:
@@ -206,3 +209,25 @@ def bench_training(quick: Annotated[bool, typer.Option(help="A ≤5-minute run t
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+@zoo_app.command("build")
+def zoo_build(
+    out: Annotated[Path, typer.Option(help="Where the benchmark-format files go.")] = Path("bench/data/t2i-zoo"),
+    workers: Annotated[int, typer.Option(help="Single-thread Celery workers (and pretraining processes).")] = 2,
+    models: Annotated[str, typer.Option(help="Comma-separated zoo model names (default: all 10).")] = "",
+    targets: Annotated[str, typer.Option(help="Comma-separated target names (default: all 32).")] = "",
+    pretrain_steps: Annotated[int, typer.Option(help="Pretraining steps of a model missing from the cache.")] = 1000,
+    database_url: Annotated[Optional[str], typer.Option(help="Database of the local platform.")] = None,
+    broker_url: Annotated[Optional[str], typer.Option(help="Broker of the local platform.")] = None,
+    url: Annotated[Optional[str], typer.Option(help="Use a running gateway instead of a local platform.")] = None,
+    key: Annotated[Optional[str], typer.Option(help="Admin API key for --url.")] = None,
+    mode: Annotated[str, typer.Option(help="Fine-tuning mode of every pair: memlean | fp32 | amp. memlean "
+                                           "computes in bf16: use fp32 on a CPU without bf16 instructions, "
+                                           "where bf16 is emulated (~8x slower).")] = "memlean",
+) -> None:
+    """Pretrain the zoo, fine-tune every (model, target) pair as a job, write the records. Resumable."""
+    from services.gateway.zoobuild import build
+
+    build(out, workers=workers, models=models, targets=targets, pretrain_steps=pretrain_steps,
+          database_url=database_url, broker_url=broker_url, url=url, key=key, mode=mode, say=typer.echo)

@@ -27,6 +27,9 @@ class TrainingJobRequest(BaseModel):
     resolution: int | None = Field(None, ge=8, le=1024, description="Default: the model's sample size.")
     eval_seed: int = 0
     eval_size: int = Field(8, ge=1, le=10_000)
+    eval_repeats: int = Field(4, ge=1, le=256, description="(noise, timestep) draws per held-out image.")
+    max_images: int | None = Field(None, ge=2, description="Use only the dataset's first N images "
+                                                             "(held-out evaluation images included).")
     num_samples: int = Field(8, ge=0, le=1024)
     sample_steps: int = Field(20, ge=1, le=1000)
     resume_from_job: str | None = Field(None, max_length=32,
@@ -35,7 +38,7 @@ class TrainingJobRequest(BaseModel):
                                                   "model and dataset are registered there.")
 
     def trainer_config(self, device: str) -> dict[str, Any]:
-        skip = {"model", "dataset", "resolution", "resume_from_job", "record_result"}
+        skip = {"model", "dataset", "resolution", "max_images", "resume_from_job", "record_result"}
         return {**self.model_dump(exclude=skip), "device": device}
 
 

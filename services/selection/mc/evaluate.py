@@ -16,14 +16,15 @@ import numpy as np
 from scipy import stats
 
 from .graph import GraphTables, tables_from_zoo
-from .predictor import TAUS, Ranker, RankerConfig, evidence_score
+from .predictor import TAUS, Ranker, RankerConfig, evidence_score, relative_quality
 from .records import Zoo
 
 Method = Callable[[GraphTables, str, list[str]], np.ndarray]  # (tables without target results, target, train) -> scores
 
 
 def selection_metrics(score: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """pearson/spearman over models with a record; rel@1 = truth[top]/best; hit@1: top is a best one."""
+    """pearson/spearman over models with a record; rel@1 = relative_quality of the top (truth[top]/best,
+    or best/top loss for lower-is-better metrics); hit@1: top is a best one."""
     score, truth = np.asarray(score, float), np.asarray(truth, float)
     m = np.isfinite(truth) & np.isfinite(score)
     s, t = score[m], truth[m]
@@ -35,7 +36,7 @@ def selection_metrics(score: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {
         "pearson": 0.0 if const else float(stats.pearsonr(s, t)[0]),
         "spearman": 0.0 if const else float(stats.spearmanr(s, t)[0]),
-        "rel@1": float(t[top] / best) if best > 0 else float(t[top] == best),
+        "rel@1": float(relative_quality(t[top], t)),
         "hit@1": float(t[top] >= best - 1e-12),
     }
 

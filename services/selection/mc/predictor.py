@@ -333,13 +333,19 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a[m], b[m])[0, 1])
 
 
-def _rel1(score: np.ndarray, truth: np.ndarray) -> float:
-    """The benchmark's rel@1: truth of the top-scored model / best truth."""
-    m = np.isfinite(truth) & np.isfinite(score)
-    if not m.any():
-        return 0.0
-    s, t = score[m], truth[m]
-    return float(t[np.argmax(s)] / t.max()) if t.max() > 0 else float(t[np.argmax(s)] >= t.max())
+def relative_quality(chosen, truth: np.ndarray):
+    """rel@1 of a chosen model's oriented quality against the best of `truth` (1 = a best model).
+
+    Higher-is-better metrics (accuracy): chosen / best. Lower-is-better metrics arrive negated
+    (all values < 0, e.g. -loss): best loss / chosen loss, the same ratio read the other way.
+    Metrics of mixed sign have no meaningful ratio: 1 for a best model, else 0. Vectorised in chosen.
+    """
+    best = np.max(truth)
+    if best > 0:
+        return chosen / best
+    if best < 0:
+        return best / chosen
+    return (np.asarray(chosen) >= best).astype(float)
 
 
 def _criterion(S: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -350,8 +356,7 @@ def _criterion(S: np.ndarray, t: np.ndarray) -> np.ndarray:
     den = np.sqrt((Sc ** 2).sum(axis=1) * (tc ** 2).sum())
     pear = np.where(den > 0, (Sc @ tc) / np.maximum(den, 1e-300), 0.0)
     top = t[np.argmax(S, axis=1)]
-    rel = top / t.max() if t.max() > 0 else (top - t.min()) / (t.max() - t.min() + 1e-12)
-    return pear + rel
+    return pear + relative_quality(top, t)
 
 
 def _classes(tables: GraphTables) -> dict[str, float]:

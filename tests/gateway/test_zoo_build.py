@@ -1,0 +1,103 @@
+"""`atelier zoo build` on a reduced plan: jobs through the API, resumable journal, benchmark-format output."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from sqlalchemy import text
+
+from services.common.diffusion import zoo
+from services.gateway import zoobuild
+from services.selection.mc.evaluate import selection_metrics
+from services.selection.mc.records import load_benchmark_dir
+
+pytestmark = pytest.mark.integration
+
+
+def test_full_plan_puts_noise_targets_first_and_records_only_seed_zero():
+    plan = zoobuild.make_plan()
+    runs = plan.runs
+    assert len(runs) == 10 * 32 + 10 * len(zoobuild.NOISE_TARGETS) * (len(zoobuild.NOISE_SEEDS) - 1)
+    assert len(set(runs)) == len(runs)
+    head = runs[: 10 * 3 * len(zoobuild.NOISE_TARGETS)]
+    assert {r.dataset for r in head} == set(zoobuild.NOISE_TARGETS)
+    assert [r for r in runs if r.recorded] == [r for r in runs if r.seed == 0]
+    body = plan.training_body(runs[0])
+    assert body["mode"] == "memlean" and body["max_images"] == zoo.TARGET_N and body["eval_repeats"] == 4
+    # The same eval set and data order for every model within a seed: only model and seed vary.
+    bodies = [plan.training_body(r) for r in runs if r.dataset == runs[0].dataset and r.seed == 0]
+    assert len({tuple(sorted((k, v) for k, v in b.items() if k != "model")) for b in bodies}) == 1
+
+
+def test_summary_counts_best_models_and_compares_noise_with_spread():
+    plan = zoobuild.make_plan(models="zoo-unet-lowattn,zoo-dit-wide", targets="target-shapes-warm,target-waves-cool")
+    plan.noise_targets = ("target-shapes-warm",)
+    rows = {}
+    for seed, jitter in ((0, 0.0), (1, 0.001), (2, -0.001)):
+        rows[("zoo-unet-lowattn", "target-shapes-warm", seed)] = {"value": 0.10 + jitter}
+        rows[("zoo-dit-wide", "target-shapes-warm", seed)] = {"value": 0.20 - jitter}
+    rows[("zoo-unet-lowattn", "target-waves-cool", 0)] = {"value": 0.3}
+    rows[("zoo-dit-wide", "target-waves-cool", 0)] = {"value": 0.2}
+    summary = zoobuild.summarise(rows, plan)
+    assert summary["best_model_counts"] == {"zoo-unet-lowattn": 1, "zoo-dit-wide": 1}
+    assert summary["max_best_share"] == 0.5 and summary["non_trivial"] is False  # 50% > 40%
+    noise = summary["noise"]["target-shapes-warm"]
+    assert noise["best"] == "zoo-unet-lowattn" and noise["seeds"] == 3
+    assert noise["repeat_std"] == pytest.approx(0.001)
+    assert noise["gap_over_noise"] == pytest.approx(100.0)
+
+
+def test_rel_at_1_of_a_lower_is_better_metric_is_best_loss_over_chosen_loss():
+    loss = np.array([0.20, 0.10, 0.40])
+    m = selection_metrics(np.array([1.0, 0.0, 0.5]), -loss)  # quality arrives oriented: -loss
+    assert m["rel@1"] == pytest.approx(0.10 / 0.20)
+    assert m["hit@1"] == 0.0
+    assert selection_metrics(np.array([0.0, 1.0, 0.5]), -loss)["rel@1"] == pytest.approx(1.0)
+
+
+def test_reduced_build_through_the_api_is_resumable_and_loads_as_a_benchmark(api, celery_worker, tmp_path):
+    from services.common.db import session_scope
+
+    with session_scope() as session:
+        session.execute(text("TRUNCATE models, datasets, finetune_results, dataset_similarity, graph_versions CASCADE"))
+    plan = zoobuild.make_plan(models="zoo-dit-patch4,zoo-unet-deep3",
+                              targets="target-shapes-warm,target-waves-cool")
+    plan.budget = replace(plan.budget, steps=2, batch_size=4, eval_size=4, eval_repeats=1, n_images=24)
+    plan.num_samples, plan.sample_steps = 4, 2
+    plan.noise_targets, plan.noise_seeds = ("target-shapes-warm",), (0, 1)
+    plan.runs = plan.pair_runs()
+    models_dir = tmp_path / "models"
+    for spec in plan.models:  # untrained weights are enough to exercise the pipeline
+        zoo.build_zoo_model(spec).save(models_dir / spec.name)
+    folders = zoobuild.ensure_datasets(plan, tmp_path / "data")
+    assert set(folders) == {"target-shapes-warm", "target-waves-cool", "source-gradients", "source-digits"}
+
+    zoobuild.register(api, plan, models_dir, folders)
+    zoobuild.register(api, plan, models_dir, folders)  # idempotent
+    zoobuild.profile_all(api, sorted(folders), say=lambda _: None)
+    out = tmp_path / "out"
+    out.mkdir()
+    zoobuild.run_pairs(api, plan, out / "runs.jsonl", say=lambda _: None)
+    journal = zoobuild.read_journal(out / "runs.jsonl")
+    assert set(journal) == {(r.model, r.dataset, r.seed) for r in plan.runs} and len(journal) == 6
+    assert all(row["fid"] is not None and row["value"] > 0 for row in journal.values())
+
+    said = []
+    zoobuild.run_pairs(api, plan, out / "runs.jsonl", say=said.append)  # a rerun submits nothing
+    assert said == ["pairs: 6 planned, 6 already measured, 0 to run"]
+
+    # Only seed 0 became graph edges.
+    results = api.get("/v1/selection/results", params={"limit": 100}).json()
+    assert len(results) == 4 and {r["source"] for r in results} == {"measured"}
+
+    summary = zoobuild.write_outputs(out, plan, api, wall_seconds=1.0)
+    assert summary["pairs_measured"] == 6 and "target-shapes-warm" in summary["noise"]
+    loaded = load_benchmark_dir(out)
+    zoo_rows = loaded[0] if isinstance(loaded, tuple) else loaded
+    assert {(r.metric, r.higher_is_better) for r in zoo_rows.results} == {("val_loss", False)}
+    assert len(zoo_rows.results) == 4
+    assert zoo_rows.models["zoo-dit-patch4"].pretraining_data == "source-gradients"
+    dist = zoo_rows.distance_matrix(include_external=True)
+    assert np.isfinite(dist.loc["target-shapes-warm", "source-gradients"])

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     training_url: str | None = Field(None, description="Training service base URL; unset: in-process.")
     upload_max_bytes: int = Field(64 * 1024 * 1024, description="Largest accepted upload body.")
     upload_max_files: int = Field(20_000, description="Most files accepted in one dataset archive.")
+    upload_max_unpacked_bytes: int = Field(1024 * 1024 * 1024, description="Largest unpacked size of a dataset archive.")
+    upload_max_ratio: float = Field(200.0, description="Largest compression ratio of one archive member (zip bombs).")
     key_pepper: str = Field("atelier-dev-pepper", description="Secret mixed into API-key hashes.")
     job_max_attempts: int = Field(3, description="Deliveries of a job before it fails instead of looping.")
     job_time_limit_s: int = Field(6 * 3600, description="Hard time limit of the longest job.")

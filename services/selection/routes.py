@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
@@ -114,6 +115,35 @@ async def import_datasets(db: SessionDep, file: Annotated[UploadFile, File()]) -
     """Dataset metadata in the benchmark format (target_dataset_features.csv)."""
     content = await _read_upload(file)
     return service.import_datasets(db_session=db, content=content, filename=file.filename or "datasets.csv")
+
+
+@router.post("/datasets/{dataset_id}/upload", response_model=DatasetOut)
+async def upload_dataset(dataset_id: str, db: SessionDep, file: Annotated[UploadFile, File()]) -> DatasetOut:
+    """A zip of the image folder (images + metadata.jsonl or metadata.csv with file_name and text).
+
+    Unpacked into the platform's storage and checked first (size, file count, compression ratio, paths,
+    image contents); the dataset's uri then points at it and its old profile is dropped.
+    """
+    from services.common.diffusion import DatasetError, load_imagefolder
+    from services.common.uploads import UploadLimits, UploadRejected, extract_image_archive
+
+    dataset = service.get_dataset(db_session=db, ident=dataset_id)
+    content = await _read_upload(file)
+    settings = get_settings()
+    dest = settings.resolved_artifact_root / "datasets" / dataset.id
+    limits = UploadLimits(settings.upload_max_files, settings.upload_max_unpacked_bytes, settings.upload_max_ratio)
+    staging = dest.with_name(f"{dataset.id}.checking")
+    try:
+        extract_image_archive(content, staging, limits)
+        size = len(load_imagefolder(staging, resolution=8))  # the same check a job would make
+    except UploadRejected as exc:
+        raise Problem(exc.status, exc.detail) from exc
+    except DatasetError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise Problem(422, f"not a usable image folder: {exc}") from exc
+    shutil.rmtree(dest, ignore_errors=True)
+    staging.rename(dest)
+    return _dataset_out(service.replace_dataset_files(db_session=db, dataset=dataset, uri=str(dest), size=size))
 
 
 @router.post("/datasets/profile", status_code=202, responses=ACCEPTED)

@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from services.common.errors import Problem, not_found
@@ -93,6 +93,15 @@ def update_dataset(*, db_session: Session, ident: str, body: DatasetPatch) -> Da
     dataset = get_dataset(db_session=db_session, ident=ident)
     for key, value in body.model_dump(exclude_unset=True).items():
         setattr(dataset, "meta" if key == "metadata" else key, value)
+    db_session.commit()
+    return dataset
+
+
+def replace_dataset_files(*, db_session: Session, dataset: Dataset, uri: str, size: int) -> Dataset:
+    """New images: the old profile and the similarities computed from it no longer hold."""
+    dataset.uri, dataset.size, dataset.profile = uri, float(size), None
+    db_session.execute(delete(DatasetSimilarity).where(
+        (DatasetSimilarity.dataset_a_id == dataset.id) | (DatasetSimilarity.dataset_b_id == dataset.id)))
     db_session.commit()
     return dataset
 

@@ -676,7 +676,7 @@ class Ranker:
 
         state = pickle.loads(data)
         r = cls(state["config"])
-        model_str, kind, emb = state.pop("model"), state.pop("model_kind"), state.pop("embedder")
+        model_str, _kind, emb = state.pop("model"), state.pop("model_kind"), state.pop("embedder")
         r.__dict__.update(state)
         if model_str is not None:
             r.model = _BoosterModel(lgb.Booster(model_str=model_str))

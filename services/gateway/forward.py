@@ -59,9 +59,15 @@ async def forward(request: Request, target: ServiceTarget, caller: Caller) -> St
     headers[CALLER_SCOPE_HEADER] = caller.scope
     if caller.key_id:
         headers[CALLER_KEY_HEADER] = caller.key_id
-    outgoing = target.client.build_request(
-        request.method, request.url.path, params=request.query_params.multi_items(),
-        headers=headers, content=request.stream())
+    # Forward the path as the client sent it (still percent-encoded): decoding it first would turn
+    # %0F and friends into control characters that are not a valid URL.
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    try:
+        outgoing = target.client.build_request(
+            request.method, raw_path.decode("latin-1"), params=request.query_params.multi_items(),
+            headers=headers, content=request.stream())
+    except httpx.InvalidURL as exc:
+        raise Problem(400, f"malformed request URL: {exc}") from exc
     try:
         upstream = await target.client.send(outgoing, stream=True)
     except httpx.TransportError as exc:

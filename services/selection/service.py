@@ -23,6 +23,7 @@ from services.selection.schemas import (
 
 MODEL_FIELDS = ("ref", "family", "architecture", "num_parameters", "resolution", "pretraining_data", "features")
 DATASET_FIELDS = ("uri", "size", "modality", "caption_stats", "profile")
+NEVER_NULL = {"metadata", "caption_stats", "features"}
 
 
 # ---------------------------------------------------------------- models and datasets
@@ -66,6 +67,8 @@ def create_model(*, db_session: Session, body: ModelIn) -> Model:
 def update_model(*, db_session: Session, ident: str, body: ModelPatch) -> Model:
     model = get_model(db_session=db_session, ident=ident)
     for key, value in body.model_dump(exclude_unset=True).items():
+        if value is None and key in NEVER_NULL:
+            value = {}  # null clears a mapping; the column itself stays a mapping
         setattr(model, "meta" if key == "metadata" else key, value)
     db_session.commit()
     return model
@@ -92,6 +95,8 @@ def create_dataset(*, db_session: Session, body: DatasetIn) -> Dataset:
 def update_dataset(*, db_session: Session, ident: str, body: DatasetPatch) -> Dataset:
     dataset = get_dataset(db_session=db_session, ident=ident)
     for key, value in body.model_dump(exclude_unset=True).items():
+        if value is None and key in NEVER_NULL:
+            value = {}  # null clears a mapping; the column itself stays a mapping
         setattr(dataset, "meta" if key == "metadata" else key, value)
     db_session.commit()
     return dataset

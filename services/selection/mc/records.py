@@ -274,14 +274,26 @@ def _read_text(source: str | Path | bytes | io.IOBase) -> str:
 
 
 def _csv_dicts(text: str) -> tuple[list[str], list[tuple[int, dict[str, str] | None, str]]]:
-    """Rows as dicts keyed by header; a row whose width differs from the header is None."""
-    reader = csv.reader(io.StringIO(text))
+    """Rows as dicts keyed by header; a row whose width differs from the header, or that the csv
+    module cannot read (e.g. a stray NUL or quote), is None with the reason."""
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
     except StopIteration:
         return [], []
-    out = []
-    for i, row in enumerate(reader, start=1):
+    except csv.Error as exc:
+        return [], [(0, None, f"unreadable header: {exc}")]
+    out: list[tuple[int, dict[str, str] | None, str]] = []
+    i = 0
+    while True:
+        i += 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            out.append((i, None, f"unreadable row: {exc}"))
+            continue
         if not row or all(c.strip() == "" for c in row):
             continue
         if len(row) != len(header):

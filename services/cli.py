@@ -49,7 +49,8 @@ def serve(host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0
     key = _print_new_key("admin", "created by atelier serve") if admin_key or demo else None
     if demo:
         _seed_demo_when_up(f"http://{host}:{port}", key, settings.home / "demo-data")
-    mode = "embedded (in-process worker)" if settings.embedded else f"Celery on {settings.broker_url}"
+    mode = ("embedded (in-process worker)" if settings.embedded
+            else f"Celery on {_safe_url(settings, settings.broker_url)}")
     typer.echo(f"Atelier on http://{host}:{port}  (jobs: {mode}; database: {_safe_url(settings)})")
     uvicorn.run(create_app(settings, start_embedded_worker=True), host=host, port=port, log_level="info")
 
@@ -133,10 +134,11 @@ def db_downgrade(revision: str = "base") -> None:
     typer.echo(f"database at {revision}")
 
 
-def _safe_url(settings) -> str:
+def _safe_url(settings, url: str | None = None) -> str:
+    """`url` (default: the database's) with its password masked, for printing."""
     from sqlalchemy.engine import make_url
 
-    return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+    return make_url(url or settings.resolved_database_url).render_as_string(hide_password=True)
 
 
 def _print_new_key(scope: str, name: str) -> str:
@@ -225,9 +227,11 @@ def zoo_build(
     mode: Annotated[str, typer.Option(help="Fine-tuning mode of every pair: memlean | fp32 | amp. memlean "
                                            "computes in bf16: use fp32 on a CPU without bf16 instructions, "
                                            "where bf16 is emulated (~8x slower).")] = "memlean",
+    run: Annotated[bool, typer.Option("--run/--write-only", help="--write-only rewrites the files from the "
+                                                                 "pairs measured so far.")] = True,
 ) -> None:
     """Pretrain the zoo, fine-tune every (model, target) pair as a job, write the records. Resumable."""
     from services.gateway.zoobuild import build
 
     build(out, workers=workers, models=models, targets=targets, pretrain_steps=pretrain_steps,
-          database_url=database_url, broker_url=broker_url, url=url, key=key, mode=mode, say=typer.echo)
+          database_url=database_url, broker_url=broker_url, url=url, key=key, mode=mode, run=run, say=typer.echo)

@@ -428,21 +428,26 @@ def summarise(rows: dict[tuple[str, str, int], dict], plan: Plan) -> dict:
 # ----------------------------------------------------------------------------- the whole run
 def build(out: Path = DEFAULT_OUT, *, workers: int = 2, models: str = "", targets: str = "", pretrain_steps: int = 1000,
           database_url: str | None = None, broker_url: str | None = None, url: str | None = None,
-          key: str | None = None, mode: str = "memlean", say: Say = print) -> dict:
-    """Pretrain what is missing, measure every pair through the API, write the files. Resumable."""
+          key: str | None = None, mode: str = "memlean", run: bool = True, say: Say = print) -> dict:
+    """Pretrain what is missing, measure every pair through the API, write the files. Resumable.
+
+    run=False only (re)writes the files from the journal of the pairs measured so far.
+    """
     plan = make_plan(models=models, targets=targets, pretrain_steps=pretrain_steps, mode=mode)
     cache = zoo_cache()
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    ensure_pretrained(plan, cache / "models", workers=workers, say=say)
+    if run:
+        ensure_pretrained(plan, cache / "models", workers=workers, say=say)
     folders = ensure_datasets(plan, cache / "data")
     say(f"zoo: {len(plan.models)} models x {len(plan.targets)} targets; budget {plan.budget.to_dict()}")
 
     def measure(base: str, api_key: str) -> dict:
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {api_key}"}, timeout=60) as client:
-            register(client, plan, cache / "models", folders)
-            profile_all(client, sorted(folders), say=say)
-            run_pairs(client, plan, out / "runs.jsonl", say=say)
+            if run:
+                register(client, plan, cache / "models", folders)
+                profile_all(client, sorted(folders), say=say)
+                run_pairs(client, plan, out / "runs.jsonl", say=say)
             summary = write_outputs(out, plan, client, wall_seconds=None)
         return summary
 
@@ -453,13 +458,13 @@ def build(out: Path = DEFAULT_OUT, *, workers: int = 2, models: str = "", target
     else:
         database_url = database_url or "postgresql+psycopg://postgres@127.0.0.1:5432/atelier_zoo"
         ensure_database(database_url)
-        with local_platform(cache / "platform", workers=workers, database_url=database_url,
+        with local_platform(cache / "platform", workers=workers if run else 0, database_url=database_url,
                             broker_url=broker_url or "redis://127.0.0.1:6379/0", say=say) as (base, api_key):
             summary = measure(base, api_key)
     wall = time.monotonic() - started
     timing_file = out / "timing.json"
     timings = json.loads(timing_file.read_text()) if timing_file.is_file() else {"sessions": []}
-    timings["sessions"].append({"wall_seconds": wall, "pairs_total": len(plan.runs),
+    timings["sessions"].append({"wall_seconds": wall, "pairs_total": len(plan.runs), "ran_pairs": run,
                                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     timing_file.write_text(json.dumps(timings, indent=2) + "\n")
     summary["wall_seconds_this_session"] = wall

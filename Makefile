@@ -27,5 +27,11 @@ services-up:
 test: venv services-up
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# The generated Python SDK (sdk/atelier-client), from the gateway's merged OpenAPI; commit the result.
+sdk: venv
+	$(PY) -m services.gateway.openapi_export sdk/openapi.json
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/openapi-python-client generate --path sdk/openapi.json \
+		--output-path sdk/atelier-client --overwrite --meta pdm --config sdk/config.yaml
+
 clean:
 	rm -rf $(VENV) .atelier .pytest_cache

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..models.fit_request_embedding import FitRequestEmbedding
+from ..models.fit_request_objective import FitRequestObjective
+from ..types import UNSET, Unset
+
+T = TypeVar("T", bound="FitRequest")
+
+
+@_attrs_define
+class FitRequest:
+    """
+    Attributes:
+        embedding (FitRequestEmbedding | Unset):  Default: FitRequestEmbedding.SAGE.
+        evaluate (bool | Unset): Also run the leave-one-dataset-out evaluation. Default: True.
+        objective (FitRequestObjective | Unset):  Default: FitRequestObjective.REGRESSION.
+        seed (int | Unset):  Default: 0.
+    """
+
+    embedding: FitRequestEmbedding | Unset = FitRequestEmbedding.SAGE
+    evaluate: bool | Unset = True
+    objective: FitRequestObjective | Unset = FitRequestObjective.REGRESSION
+    seed: int | Unset = 0
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        embedding: str | Unset = UNSET
+        if not isinstance(self.embedding, Unset):
+            embedding = self.embedding.value
+
+        evaluate = self.evaluate
+
+        objective: str | Unset = UNSET
+        if not isinstance(self.objective, Unset):
+            objective = self.objective.value
+
+        seed = self.seed
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update({})
+        if embedding is not UNSET:
+            field_dict["embedding"] = embedding
+        if evaluate is not UNSET:
+            field_dict["evaluate"] = evaluate
+        if objective is not UNSET:
+            field_dict["objective"] = objective
+        if seed is not UNSET:
+            field_dict["seed"] = seed
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        _embedding = d.pop("embedding", UNSET)
+        embedding: FitRequestEmbedding | Unset
+        if isinstance(_embedding, Unset):
+            embedding = UNSET
+        else:
+            embedding = FitRequestEmbedding(_embedding)
+
+        evaluate = d.pop("evaluate", UNSET)
+
+        _objective = d.pop("objective", UNSET)
+        objective: FitRequestObjective | Unset
+        if isinstance(_objective, Unset):
+            objective = UNSET
+        else:
+            objective = FitRequestObjective(_objective)
+
+        seed = d.pop("seed", UNSET)
+
+        fit_request = cls(
+            embedding=embedding,
+            evaluate=evaluate,
+            objective=objective,
+            seed=seed,
+        )
+
+        fit_request.additional_properties = d
+        return fit_request
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties

@@ -1,0 +1,244 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
+
+if TYPE_CHECKING:
+    from ..models.model_patch_features_type_0 import ModelPatchFeaturesType0
+    from ..models.model_patch_metadata_type_0 import ModelPatchMetadataType0
+
+
+T = TypeVar("T", bound="ModelPatch")
+
+
+@_attrs_define
+class ModelPatch:
+    """
+    Attributes:
+        architecture (None | str | Unset):
+        family (None | str | Unset):
+        features (ModelPatchFeaturesType0 | None | Unset):
+        metadata (ModelPatchMetadataType0 | None | Unset):
+        num_parameters (float | None | Unset):
+        pretraining_data (None | str | Unset):
+        ref (None | str | Unset):
+        resolution (float | None | Unset):
+    """
+
+    architecture: None | str | Unset = UNSET
+    family: None | str | Unset = UNSET
+    features: ModelPatchFeaturesType0 | None | Unset = UNSET
+    metadata: ModelPatchMetadataType0 | None | Unset = UNSET
+    num_parameters: float | None | Unset = UNSET
+    pretraining_data: None | str | Unset = UNSET
+    ref: None | str | Unset = UNSET
+    resolution: float | None | Unset = UNSET
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        from ..models.model_patch_features_type_0 import ModelPatchFeaturesType0  # noqa: PLC0415
+        from ..models.model_patch_metadata_type_0 import ModelPatchMetadataType0  # noqa: PLC0415
+
+        architecture: None | str | Unset
+        if isinstance(self.architecture, Unset):
+            architecture = UNSET
+        else:
+            architecture = self.architecture
+
+        family: None | str | Unset
+        if isinstance(self.family, Unset):
+            family = UNSET
+        else:
+            family = self.family
+
+        features: dict[str, Any] | None | Unset
+        if isinstance(self.features, Unset):
+            features = UNSET
+        elif isinstance(self.features, ModelPatchFeaturesType0):
+            features = self.features.to_dict()
+        else:
+            features = self.features
+
+        metadata: dict[str, Any] | None | Unset
+        if isinstance(self.metadata, Unset):
+            metadata = UNSET
+        elif isinstance(self.metadata, ModelPatchMetadataType0):
+            metadata = self.metadata.to_dict()
+        else:
+            metadata = self.metadata
+
+        num_parameters: float | None | Unset
+        if isinstance(self.num_parameters, Unset):
+            num_parameters = UNSET
+        else:
+            num_parameters = self.num_parameters
+
+        pretraining_data: None | str | Unset
+        if isinstance(self.pretraining_data, Unset):
+            pretraining_data = UNSET
+        else:
+            pretraining_data = self.pretraining_data
+
+        ref: None | str | Unset
+        if isinstance(self.ref, Unset):
+            ref = UNSET
+        else:
+            ref = self.ref
+
+        resolution: float | None | Unset
+        if isinstance(self.resolution, Unset):
+            resolution = UNSET
+        else:
+            resolution = self.resolution
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update({})
+        if architecture is not UNSET:
+            field_dict["architecture"] = architecture
+        if family is not UNSET:
+            field_dict["family"] = family
+        if features is not UNSET:
+            field_dict["features"] = features
+        if metadata is not UNSET:
+            field_dict["metadata"] = metadata
+        if num_parameters is not UNSET:
+            field_dict["num_parameters"] = num_parameters
+        if pretraining_data is not UNSET:
+            field_dict["pretraining_data"] = pretraining_data
+        if ref is not UNSET:
+            field_dict["ref"] = ref
+        if resolution is not UNSET:
+            field_dict["resolution"] = resolution
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.model_patch_features_type_0 import ModelPatchFeaturesType0  # noqa: PLC0415
+        from ..models.model_patch_metadata_type_0 import ModelPatchMetadataType0  # noqa: PLC0415
+
+        d = dict(src_dict)
+
+        def _parse_architecture(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        architecture = _parse_architecture(d.pop("architecture", UNSET))
+
+        def _parse_family(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        family = _parse_family(d.pop("family", UNSET))
+
+        def _parse_features(data: object) -> ModelPatchFeaturesType0 | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                features_type_0 = ModelPatchFeaturesType0.from_dict(data)
+
+                return features_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(ModelPatchFeaturesType0 | None | Unset, data)
+
+        features = _parse_features(d.pop("features", UNSET))
+
+        def _parse_metadata(data: object) -> ModelPatchMetadataType0 | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                metadata_type_0 = ModelPatchMetadataType0.from_dict(data)
+
+                return metadata_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(ModelPatchMetadataType0 | None | Unset, data)
+
+        metadata = _parse_metadata(d.pop("metadata", UNSET))
+
+        def _parse_num_parameters(data: object) -> float | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(float | None | Unset, data)
+
+        num_parameters = _parse_num_parameters(d.pop("num_parameters", UNSET))
+
+        def _parse_pretraining_data(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        pretraining_data = _parse_pretraining_data(d.pop("pretraining_data", UNSET))
+
+        def _parse_ref(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        ref = _parse_ref(d.pop("ref", UNSET))
+
+        def _parse_resolution(data: object) -> float | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(float | None | Unset, data)
+
+        resolution = _parse_resolution(d.pop("resolution", UNSET))
+
+        model_patch = cls(
+            architecture=architecture,
+            family=family,
+            features=features,
+            metadata=metadata,
+            num_parameters=num_parameters,
+            pretraining_data=pretraining_data,
+            ref=ref,
+            resolution=resolution,
+        )
+
+        model_patch.additional_properties = d
+        return model_patch
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties

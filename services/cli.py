@@ -209,8 +209,27 @@ def bench_training(quick: Annotated[bool, typer.Option(help="A ≤5-minute run t
     run_benchmark(quick=quick, device=device, out=out)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    app()
+@bench_app.command("load")
+def bench_load(
+    clients: Annotated[int, typer.Option(help="Concurrent clients.", min=1, max=256)] = 32,
+    seconds: Annotated[float, typer.Option(help="How long to send, in seconds.", min=0.1, max=600)] = 30.0,
+    out: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Zoo in the TransferGraph format; default: "
+                                                      "../shared/benchmarks/transfergraph-image.")] = None,
+    synthetic: Annotated[bool, typer.Option(help="Use a small synthetic zoo (quick to fit).")] = False,
+    url: Annotated[Optional[str], typer.Option(help="A running loopback gateway instead of a fresh one.")] = None,
+    key: Annotated[Optional[str], typer.Option(help="API key for --url.")] = None,
+) -> None:
+    """Throughput and latency of POST /v1/selection/rank under N concurrent clients, on loopback only."""
+    from services.gateway.loadbench import LoadBenchError, run_load_bench
+
+    try:
+        run_load_bench(clients=clients, seconds=seconds, out=out, data=data, synthetic=synthetic, url=url, key=key,
+                       say=typer.echo)
+    except LoadBenchError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
 
 
 @zoo_app.command("build")
@@ -235,3 +254,7 @@ def zoo_build(
 
     build(out, workers=workers, models=models, targets=targets, pretrain_steps=pretrain_steps,
           database_url=database_url, broker_url=broker_url, url=url, key=key, mode=mode, run=run, say=typer.echo)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -34,6 +34,8 @@ TEST_ENV = {
     "ATELIER_BROKER_KEY_PREFIX": f"atelier-test-{RUN_ID}:",
     "ATELIER_HOME": str(TEST_HOME),
     "ATELIER_JOB_MAX_ATTEMPTS": "3",
+    # One shared key drives the whole suite; tests/gateway/test_rate_limit.py builds limited gateways itself.
+    "ATELIER_RATE_LIMIT_PER_MINUTE": "0",
     "HF_HUB_OFFLINE": "1",
     **PLUGIN_ENV,
 }

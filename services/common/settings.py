@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     inception_weights: Path | None = Field(None, description="Local Inception weights for FID; unset: offline extractor.")
     clip_path: Path | None = Field(None, description="Local CLIP model folder for dataset profiles.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty = closed.")
+    rate_limit_per_minute: int = Field(
+        1200, ge=0, description="Requests a minute per API key, refilled continuously; 0 turns rate limiting off.")
+    rate_limit_burst: int = Field(200, ge=1, description="Requests one API key may make at once (the bucket size).")
     extra_services: dict[str, str] = Field(
         default_factory=dict, description='Plug-in services mounted by the gateway: {"name": "module:factory"}.')
     extra_task_modules: list[str] = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +20,7 @@ from services.common.jobs.views import router as jobs_router
 from services.common.settings import Settings, get_settings
 from services.gateway import keys
 from services.gateway.forward import ServiceTarget, build_targets, forward, service_ready
+from services.gateway.ratelimit import install_rate_limit
 from services.gateway.workflows.views import router as workflows_router
 from services.gateway.security import PUBLIC_PATHS, authenticate
 
@@ -50,9 +52,7 @@ def create_app(settings: Settings | None = None, *, extra_services: dict[str, Fa
                               "fine-tune it memory-lean, quantize it with MPQ-Diff.")
     app.state.targets = targets
     install_problem_handlers(app)
-    if settings.cors_origins:  # closed unless configured
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
-                           allow_headers=["*"])
+    install_rate_limit(app, settings)  # added before the auth layer, so it runs after it and sees the caller
 
     @app.middleware("http")
     async def _authenticate(request: Request, call_next):
@@ -60,7 +60,9 @@ def create_app(settings: Settings | None = None, *, extra_services: dict[str, Fa
         if path in PUBLIC_PATHS or path.startswith("/dashboard"):
             return await call_next(request)
         try:
-            caller = authenticate(request)
+            # In a thread: the key lookup waits for a database connection, and a blocked event loop
+            # cannot finish the requests that would give one back (a deadlock under load).
+            caller = await asyncio.to_thread(authenticate, request)
         except Problem as problem:
             from services.common.errors import problem_response
 
@@ -82,6 +84,9 @@ def create_app(settings: Settings | None = None, *, extra_services: dict[str, Fa
         request.scope["headers"] = headers
         return await call_next(request)
 
+    if settings.cors_origins:  # closed unless configured; outside the auth layer, as preflights carry no key
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["*"])
     instrument(app, "gateway")  # outermost: sets the request id the auth layer and forwarding use
 
     app.include_router(_gateway_health(targets))

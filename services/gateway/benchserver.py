@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -54,8 +55,9 @@ def local_server(home: Path, *, env: dict[str, str] | None = None) -> Iterator[t
 
 
 @contextmanager
-def seeded_server(zoo, ranker) -> Iterator[tuple[str, str]]:
-    """Yield (base_url, admin_key) of an embedded server on a fresh SQLite home holding `zoo` and `ranker`."""
+def seeded_server(zoo, ranker, *, env: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
+    """Yield (base_url, admin_key) of an embedded server on a fresh SQLite home holding `zoo` and `ranker`;
+    `env` adds environment variables (settings) for the server process; the home is removed afterwards."""
     from services.common.migrate import upgrade
     from services.selection import service
 
@@ -68,8 +70,11 @@ def seeded_server(zoo, ranker) -> Iterator[tuple[str, str]]:
         service.store_zoo(db_session=session, zoo=zoo)
         service.store_version(db_session=session, zoo=zoo, ranker=ranker, config={"source": "bench"})
     engine.dispose()
-    with local_server(home) as (base, key, _):
-        yield base, key
+    try:
+        with local_server(home, env=env) as (base, key, _):
+            yield base, key
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def rank_latency_over_http(base: str, key: str, body: dict, *, calls: int = 200) -> dict:

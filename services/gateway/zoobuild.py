@@ -173,7 +173,8 @@ def local_platform(home: Path, *, workers: int, database_url: str, broker_url: s
     home.mkdir(parents=True, exist_ok=True)
     env = {"ATELIER_DATABASE_URL": database_url, "ATELIER_BROKER_URL": broker_url,
            "ATELIER_BROKER_KEY_PREFIX": "t2i-zoo:", "ATELIER_HOME": str(home / ".atelier"),
-           "ATELIER_DEVICE": "cpu", "HF_HUB_OFFLINE": "1"}
+           "ATELIER_DEVICE": "cpu", "HF_HUB_OFFLINE": "1",
+           "ATELIER_RATE_LIMIT_PER_MINUTE": "0"}  # the driver is a trusted local batch client
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("ATELIER_")}
     child_env.update({**env, "OMP_NUM_THREADS": "1",
                       "PYTHONPATH": str(Path(__file__).resolve().parents[2])})

@@ -13,10 +13,14 @@ READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 
+# POSTs that only compute an answer (a body too rich for a query string) and change nothing.
+READ_ONLY_POSTS = {"/v1/selection/rank"}
+
+
 def required_scope(method: str, path: str) -> str:
     if path.startswith("/v1/keys"):
         return "admin"
-    return "read" if method in READ_METHODS else "write"
+    return "read" if method in READ_METHODS or (method == "POST" and path in READ_ONLY_POSTS) else "write"
 
 
 def presented_key(request: Request) -> str | None:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy.orm import Session
 
 from services.common.errors import Problem, install_problem_handlers
@@ -20,6 +20,7 @@ log = logging.getLogger("atelier.api")
 
 REQUESTS = Counter("atelier_http_requests_total", "HTTP requests", ["service", "method", "route", "status"])
 LATENCY = Histogram("atelier_http_request_seconds", "HTTP request latency", ["service", "method", "route"])
+JOBS = Gauge("atelier_jobs", "Jobs in the jobs table, by kind and status (read at scrape time)", ["kind", "status"])
 REQUEST_ID_HEADER = "X-Request-ID"
 CALLER_KEY_HEADER = "X-Atelier-Key-Id"
 CALLER_SCOPE_HEADER = "X-Atelier-Scope"
@@ -101,9 +102,34 @@ def health_router(service: str, *, extra_checks: dict[str, Any] | None = None) -
 
     @router.get("/metrics", name=f"{service}_metrics", response_class=PlainTextResponse)
     def metrics() -> Response:
+        _read_job_counts()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def _read_job_counts() -> None:
+    """Job counts for dashboards: every known kind and status (zeros included, so series exist)."""
+    from sqlalchemy import func, select
+
+    from services.common.db import session_scope
+    from services.common.jobs.models import Job, JobStatus
+    from services.common.jobs.registry import all_kinds, load_task_modules
+    from services.common.outage import is_outage
+
+    load_task_modules()  # idempotent; makes every kind known even before its first job
+    try:
+        with session_scope() as session:
+            rows = session.execute(select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status)).all()
+    except Exception as exc:  # a scrape during an outage still answers, with the last counts
+        if is_outage(exc):
+            return
+        raise
+    counts = {(kind, str(status)): n for kind, status, n in rows}
+    kinds = {k.name for k in all_kinds()} | {kind for kind, _ in counts}
+    for kind in kinds:
+        for status in JobStatus:
+            JOBS.labels(kind=kind, status=str(status)).set(counts.get((kind, str(status)), 0))
 
 
 def create_service_app(name: str, routers: list[APIRouter], *, title: str, version: str = "0.1.0",

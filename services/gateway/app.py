@@ -19,6 +19,7 @@ from services.common.errors import Problem, install_problem_handlers
 from services.common.jobs.views import router as jobs_router
 from services.common.settings import Settings, get_settings
 from services.gateway import keys
+from services.gateway.dashboard import router as dashboard_router
 from services.gateway.forward import ServiceTarget, build_targets, forward, service_ready
 from services.gateway.ratelimit import install_rate_limit
 from services.gateway.workflows.views import router as workflows_router
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, *, extra_services: dict[str, Fa
     app.include_router(jobs_router)
     app.include_router(keys.router)
     app.include_router(workflows_router)
+    app.include_router(dashboard_router)
     app.include_router(_forwarding_router(targets))  # last: its catch-all must not shadow the routes above
     _install_merged_openapi(app, targets)
     return app

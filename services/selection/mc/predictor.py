@@ -338,14 +338,16 @@ def relative_quality(chosen, truth: np.ndarray):
 
     Higher-is-better metrics (accuracy): chosen / best. Lower-is-better metrics arrive negated
     (all values < 0, e.g. -loss): best loss / chosen loss, the same ratio read the other way.
-    Metrics of mixed sign have no meaningful ratio: 1 for a best model, else 0. Vectorised in chosen.
+    Values of mixed sign have no meaningful ratio: the chosen value's min-max position instead.
+    Vectorised in chosen.
     """
     best = np.max(truth)
     if best > 0:
         return chosen / best
     if best < 0:
         return best / chosen
-    return (np.asarray(chosen) >= best).astype(float)
+    worst = np.min(truth)
+    return (np.asarray(chosen) - worst) / (best - worst + 1e-12)
 
 
 def _criterion(S: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -37,6 +37,8 @@ from typing import Any
 
 import httpx
 
+from services.gateway.demo import wait_for_jobs
+
 DEFAULT_OUT = Path("bench/data/t2i-zoo")
 METRIC = "val_loss"
 NOISE_SEEDS = (0, 1, 2)
@@ -240,19 +242,6 @@ def register(client: httpx.Client, plan: Plan, models_dir: Path, folders: dict[s
             _check(client.post("/v1/selection/datasets", json={"name": name, "uri": str(folder)}), f"register {name}")
 
 
-def wait_for(client: httpx.Client, job_ids: list[str], *, say: Say | None = None, poll_s: float = 2.0) -> dict[str, dict]:
-    done: dict[str, dict] = {}
-    while len(done) < len(job_ids):
-        for job_id in job_ids:
-            if job_id not in done:
-                job = _check(client.get(f"/v1/jobs/{job_id}"), "poll job")
-                if job["status"] in FINISHED:
-                    done[job_id] = job
-        if len(done) < len(job_ids):
-            time.sleep(poll_s)
-    return done
-
-
 def profile_all(client: httpx.Client, names: list[str], *, say: Say) -> None:
     datasets = {d["name"]: d for d in _check(client.get("/v1/selection/datasets"), "list datasets")}
     todo = [n for n in names if not datasets[n].get("profile")]
@@ -261,7 +250,7 @@ def profile_all(client: httpx.Client, names: list[str], *, say: Say) -> None:
     say(f"profiling {len(todo)} dataset(s)")
     ids = [_check(client.post("/v1/selection/datasets/profile", json={"dataset": n},
                               headers={"Idempotency-Key": f"zoo-profile:{n}"}), f"profile {n}")["id"] for n in todo]
-    failed = [j for j in wait_for(client, ids).values() if j["status"] != "succeeded"]
+    failed = [j for j in wait_for_jobs(client, ids, timeout_s=3600) if j["status"] != "succeeded"]
     if failed:
         raise RuntimeError(f"profiling failed: {[j['error'] for j in failed]}")
 

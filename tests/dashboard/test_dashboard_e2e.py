@@ -179,6 +179,8 @@ def test_login_rejects_a_bad_key_and_keeps_a_good_one(page, keys):
     expect(page.locator("#login-error")).to_contain_text("not accepted")
     expect(page.locator("#app")).to_be_hidden()
     log_in(page, keys["write"])
+    # the page shows the app and stores the key in separate steps: wait for the store, then compare
+    page.wait_for_function("sessionStorage.getItem('atelier.apiKey') !== null", timeout=10_000)
     assert page.evaluate("sessionStorage.getItem('atelier.apiKey')") == keys["write"]
     page.reload()  # the key survives a reload within the tab
     expect(page.locator("#app")).to_be_visible()

@@ -22,6 +22,7 @@ optimizers against ``torch.optim.AdamW/SGD(foreach=False)`` run here.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -33,6 +34,9 @@ import time
 from pathlib import Path
 
 MODES = ("fp32", "amp", "memlean", "memlean_bf16_states")
+# On CUDA memlean's AdamW runs as one compiled kernel per parameter; this row
+# times the eager op-by-op update on the same run for comparison.
+CUDA_EXTRA_MODES = ("memlean_eager_kernel",)
 # Parameters and optimizer state dominate at this size (27.2M parameters, batch 2, 32x32).
 BENCH_MODEL = dict(
     sample_size=32,
@@ -48,7 +52,7 @@ RESOLUTION = 32
 DATASET_SIZE = 24
 # Configs tried on CUDA for "largest UNet2DConditionModel that trains at batch 1 in 24 GB".
 GPU_BUDGET_BYTES = 24 * 1024**3
-GPU_WIDTHS = (320, 448, 576, 704, 832, 960, 1088, 1216)
+GPU_WIDTHS = (320, 384, 448, 512, 576, 640, 704)
 
 
 def _steps(quick: bool) -> int:
@@ -75,8 +79,11 @@ def _one_mode(mode: str, *, steps: int, device: str, data_dir: Path, threads: in
     else:
         baseline = current_rss_bytes() or 0  # after imports, before the model exists
     bundle = build_tiny("unet2d", seed=0, **BENCH_MODEL)
+    kernel = "auto"
+    if mode == "memlean_eager_kernel":
+        mode, kernel = "memlean", "eager"
     config = TrainingConfig(
-        mode=mode, steps=steps, batch_size=BATCH_SIZE, lr=1e-4, seed=0, gradient_checkpointing=True,
+        mode=mode, optimizer_kernel=kernel, steps=steps, batch_size=BATCH_SIZE, lr=1e-4, seed=0, gradient_checkpointing=True,
         eval_size=4, eval_repeats=2, num_samples=0, device=device,
     )
     with tempfile.TemporaryDirectory() as artifacts:
@@ -95,49 +102,65 @@ def _one_mode(mode: str, *, steps: int, device: str, data_dir: Path, threads: in
         "final_train_loss": outcome.loss_curve[-1]["loss"],
         "num_parameters": outcome.num_parameters,
         "peak_reset_supported": meter.is_cuda or meter.can_reset,
+        "optimizer_kernel": outcome.optimizer_kernel,
+        "optimizer_bucket_elements": outcome.optimizer_bucket_elements,
     }
+
+
+def _gpu_peak_for_width(mode: str, width: int) -> tuple[int, int]:
+    """(parameters, peak bytes) of two batch-1 training steps of an SD-like UNet of this base width."""
+    import torch
+
+    from services.common.diffusion import build_tiny
+    from services.training.memlean.trainer import TrainingConfig, _Engine
+
+    overrides = dict(
+        sample_size=64, in_channels=4, block_out_channels=(width, width * 2, width * 4, width * 4),
+        layers_per_block=2, norm_num_groups=32, attention_head_dim=8, cross_attention_dim=768,
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        text_encoder={"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12},
+    )
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    with torch.device("cuda"):  # initialise on the GPU: a CPU init of billions of weights is slow
+        bundle = build_tiny("unet2d-condition", seed=0, **overrides).to("cuda")
+    bundle.denoiser.enable_gradient_checkpointing()
+    engine = _Engine(bundle, TrainingConfig(mode=mode, steps=2, batch_size=1, device="cuda"), torch.device("cuda"))
+    try:
+        for _ in range(2):
+            x = torch.randn(1, 4, 64, 64, device="cuda")
+            t = torch.randint(0, 1000, (1,), device="cuda")
+            with torch.no_grad():
+                cond = bundle.encode_prompts(["a photo"])
+            with engine.autocast():
+                pred = bundle.predict_noise(x, t, cond)
+            engine.backward(torch.nn.functional.mse_loss(pred.float(), x))
+            engine.step()
+            del pred  # its graph references the parameters
+        return sum(p.numel() for p in bundle.denoiser.parameters()), torch.cuda.max_memory_allocated()
+    finally:
+        if engine.fused is not None:
+            engine.fused.remove()
 
 
 def _largest_gpu_config(mode: str) -> dict:
     """Widest UNet2DConditionModel (SD-like layout) whose batch-1 training step fits 24 GB."""
     import torch
 
-    from services.common.diffusion import build_tiny
-    from services.training.memlean.trainer import TrainingConfig, _Engine
-
     best = None
     for width in GPU_WIDTHS:
-        overrides = dict(
-            sample_size=64, in_channels=4, block_out_channels=(width, width * 2, width * 4, width * 4),
-            layers_per_block=2, norm_num_groups=32, attention_head_dim=8, cross_attention_dim=768,
-            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-            text_encoder={"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12},
-        )
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
         try:
-            bundle = build_tiny("unet2d-condition", seed=0, **overrides).to("cuda")
-            bundle.denoiser.enable_gradient_checkpointing()
-            config = TrainingConfig(mode=mode, steps=2, batch_size=1, device="cuda")
-            engine = _Engine(bundle, config, torch.device("cuda"))
-            for _ in range(2):
-                x = torch.randn(1, 4, 64, 64, device="cuda")
-                t = torch.randint(0, 1000, (1,), device="cuda")
-                with torch.no_grad():
-                    cond = bundle.encode_prompts(["a photo"])
-                with engine.autocast():
-                    pred = bundle.predict_noise(x, t, cond)
-                engine.backward(torch.nn.functional.mse_loss(pred.float(), x))
-                engine.step()
-            peak = torch.cuda.max_memory_allocated()
-            params = sum(p.numel() for p in bundle.denoiser.parameters())
-            del bundle, engine
-            if peak > GPU_BUDGET_BYTES:
-                break
-            best = {"block_out_channels_base": width, "parameters": params, "peak_bytes": peak}
+            params, peak = _gpu_peak_for_width(mode, width)
         except torch.cuda.OutOfMemoryError:
             break
+        _log(f"  [{mode}] width {width}: {params / 1e9:.2f}B parameters, peak {peak / 2**30:.1f} GiB")
+        if peak > GPU_BUDGET_BYTES:
+            break
+        best = {"block_out_channels_base": width, "parameters": params, "peak_bytes": peak}
+    gc.collect()
+    torch.cuda.empty_cache()
     return best or {}
 
 
@@ -176,6 +199,45 @@ def exactness_check(steps: int = 5) -> bool:
             for p, r in zip(ours, ref)
         ))
     return all(results)
+
+
+def cuda_kernel_agreement(steps: int = 5) -> dict:
+    """On CUDA: eager split AdamW vs torch AdamW(foreach=False) (bit-identical?), and the
+    compiled one-kernel update vs the same reference (how many elements differ, by how many ulps)."""
+    import torch
+
+    from services.training.memlean.optim import SplitAdamW
+    from services.training.memlean.split import split_fp32
+
+    shapes = [(320, 320, 3, 3), (1280,), (77, 768), (1_000_003,)]
+    report: dict = {}
+    for kernel in ("eager", "compiled"):
+        g = torch.Generator(device="cuda").manual_seed(0)
+        masters = [torch.randn(s, generator=g, device="cuda") for s in shapes]
+        ref = [torch.nn.Parameter(m.clone()) for m in masters]
+        ours, rem = [], {}
+        for m in masters:
+            hi, lo = split_fp32(m)
+            ours.append(torch.nn.Parameter(hi))
+            rem[ours[-1]] = lo
+        opt = SplitAdamW(ours, lr=1e-3, weight_decay=0.05, remainders=rem, kernel=kernel)
+        ref_opt = torch.optim.AdamW(ref, lr=1e-3, weight_decay=0.05, foreach=False)
+        for _ in range(steps):
+            for p, r in zip(ours, ref):
+                r.grad = torch.randn(r.shape, generator=g, device="cuda") * 1e-2
+                opt.step_param(p, r.grad)
+            opt.step()
+            ref_opt.step()
+        diffs = [(opt.master_fp32(p).view(torch.int32) - r.detach().view(torch.int32)).abs()
+                 for p, r in zip(ours, ref)]
+        total = sum(d.numel() for d in diffs)
+        report[kernel] = {
+            "max_abs_diff": max(float((opt.master_fp32(p) - r.detach()).abs().max()) for p, r in zip(ours, ref)),
+            "bit_identical": all(int(d.max()) == 0 for d in diffs),
+            "max_ulp": max(int(d.max()) for d in diffs),
+            "fraction_differing": sum(int((d > 0).sum()) for d in diffs) / total,
+        }
+    return report
 
 
 # ----------------------------------------------------------------------------- driver
@@ -229,6 +291,20 @@ def format_table(result: dict) -> str:
         )
     for name, diff in result.get("loss_vs_amp", {}).items():
         lines.append(f"val loss {name} - amp (paired over eval items): {diff['mean']:+.5f} ± {diff['se']:.5f} (SE)")
+    for kernel, row in result.get("cuda_kernel_agreement", {}).items():
+        lines.append(
+            f"CUDA split AdamW ({kernel}) vs torch AdamW(foreach=False): bit-identical={row['bit_identical']} "
+            f"max ulp={row['max_ulp']} max abs={row['max_abs_diff']:.2e} differing={row['fraction_differing']:.2e}"
+        )
+    for mode, row in result.get("largest_in_24gb", {}).items():
+        if row:
+            lines.append(
+                f"largest UNet2DConditionModel at batch 1 in 24 GB, {mode}: base width "
+                f"{row['block_out_channels_base']}, {row['parameters'] / 1e9:.2f}B parameters, "
+                f"peak {row['peak_bytes'] / 2**30:.1f} GiB"
+            )
+        else:
+            lines.append(f"largest UNet2DConditionModel at batch 1 in 24 GB, {mode}: none of the widths tried fit")
     return "\n".join(lines)
 
 
@@ -249,8 +325,9 @@ def run_benchmark(*, quick: bool, device: str = "cpu", out: Path | None = None, 
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = generate_synthetic_dataset(Path(tmp) / "data", domain="shapes", n=DATASET_SIZE, seed=0,
                                               resolution=RESOLUTION)
-        for i, mode in enumerate(MODES, 1):
-            _log(f"[{i}/{len(MODES)}] {mode}: {steps} steps in a fresh process ...")
+        run_modes = MODES + (CUDA_EXTRA_MODES if device == "cuda" else ())
+        for i, mode in enumerate(run_modes, 1):
+            _log(f"[{i}/{len(run_modes)}] {mode}: {steps} steps in a fresh process ...")
             modes[mode] = _run_subprocess(mode, steps=steps, device=device, data_dir=data_dir, threads=threads)
     _log("exactness check (split optimizers vs torch foreach=False) ...")
     exact = exactness_check()
@@ -260,7 +337,8 @@ def run_benchmark(*, quick: bool, device: str = "cpu", out: Path | None = None, 
         mean, se = _paired_difference(modes[name]["final_val_losses"], amp["final_val_losses"])
         loss_vs_amp[name] = {"mean": mean, "se": se}
     result = {
-        "modes": {name: {k: row[k] for k in ("peak_bytes", "step_seconds", "step_cpu_seconds", "final_loss")}
+        "modes": {name: {k: row[k] for k in ("peak_bytes", "step_seconds", "step_cpu_seconds", "final_loss",
+                                             "optimizer_kernel", "optimizer_bucket_elements")}
                   for name, row in modes.items()},
         "ratios": {
             "memlean_vs_amp_peak": modes["memlean"]["peak_bytes"] / amp["peak_bytes"],
@@ -280,6 +358,10 @@ def run_benchmark(*, quick: bool, device: str = "cpu", out: Path | None = None, 
         else "peak RSS (VmHWM) minus RSS after imports, MALLOC_MMAP_THRESHOLD_=65536",
         "peak_reset_supported": all(row["peak_reset_supported"] for row in modes.values()),
     }
+    if device == "cuda":
+        _log("CUDA: eager and compiled split AdamW vs torch AdamW(foreach=False) ...")
+        result["cuda_kernel_agreement"] = cuda_kernel_agreement()
+        result["memlean_kernel"] = "compiled (torch.compile, one kernel per parameter)"
     if device == "cuda" and not quick:
         _log("largest UNet2DConditionModel at batch 1 within 24 GB, per mode ...")
         result["largest_in_24gb"] = {mode: _largest_gpu_config(mode) for mode in MODES}
@@ -298,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=1)
     # internal: one mode in this process
-    parser.add_argument("--one-mode", choices=MODES, default=None)
+    parser.add_argument("--one-mode", choices=MODES + CUDA_EXTRA_MODES, default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--result", type=Path, default=None)

@@ -189,3 +189,4 @@ def test_optimizer_state_dict_round_trip_resumes_exactly():
         dtypes = {v.dtype for s in opt.state.values() for v in s.values() if isinstance(v, torch.Tensor)}
         assert torch.int16 in dtypes
         assert (torch.bfloat16 if bf16_states else torch.float32) in dtypes
+

@@ -189,3 +189,88 @@ def test_pooled_rounding_noise_is_uniform_and_reproducible():
     target = torch.empty_like(value, dtype=torch.bfloat16)
     stochastic_round_to_bf16_(value.clone(), target, noise=noise)
     assert abs(target.float().mean().item() - (1.0 + 2**-9)) < 1e-4
+
+
+# ----------------------------------------------------------------------------- bucketed and compiled updates
+BUCKET_SHAPES = [(37, 11), (5,), (3, 4, 3, 3), (70_001,), (1,), (300, 3)]
+
+
+@pytest.mark.parametrize(
+    "make_ours,make_theirs",
+    [
+        (lambda ps, rem: SplitAdamW(ps, lr=3e-3, weight_decay=0.1, remainders=rem, bucket_elements=4096),
+         lambda ps: torch.optim.AdamW(ps, lr=3e-3, weight_decay=0.1, foreach=False)),
+        (lambda ps, rem: SplitSGD(ps, lr=5e-2, momentum=0.9, nesterov=True, remainders=rem, bucket_elements=4096),
+         lambda ps: torch.optim.SGD(ps, lr=5e-2, momentum=0.9, nesterov=True, foreach=False)),
+        (lambda ps, rem: SplitSGD(ps, lr=5e-2, momentum=0.0, remainders=rem, bucket_elements=4096),
+         lambda ps: torch.optim.SGD(ps, lr=5e-2, momentum=0.0, foreach=False)),
+    ],
+    ids=["adamw", "sgd-nesterov", "sgd-no-momentum"],
+)
+def test_bucketed_small_parameters_stay_bit_identical_to_torch(make_ours, make_theirs):
+    """Small parameters gathered into one flat update (the GPU default) change no bit."""
+    ref, params, remainders = _reference_and_split(BUCKET_SHAPES, seed=11)
+    ours, theirs = make_ours(params, remainders), make_theirs(ref)
+    g = torch.Generator().manual_seed(12)
+    for _ in range(6):
+        for p, r in zip(params, ref):
+            r.grad = torch.randn(r.shape, generator=g) * 1e-2
+            ours.step_param(p, r.grad.clone())
+        assert ours._buckets, "small parameters should have been deferred to a bucket"
+        ours.step()  # flushes the bucket
+        theirs.step()
+    for p, r in zip(params, ref):
+        assert torch.equal(_bits(ours.master_fp32(p)), _bits(r.detach()))
+
+
+def test_reading_weights_flushes_pending_bucketed_updates():
+    ref, params, remainders = _reference_and_split([(10,), (20,)], seed=13)
+    ours = SplitAdamW(params, lr=1e-2, remainders=remainders, bucket_elements=1 << 12)
+    theirs = torch.optim.AdamW(ref, lr=1e-2, foreach=False)
+    for p, r in zip(params, ref):
+        r.grad = torch.ones(r.shape)
+        ours.step_param(p, r.grad)
+    theirs.step()
+    # No step() yet: master_fp32 must still see the update.
+    assert all(torch.equal(_bits(ours.master_fp32(p)), _bits(r.detach())) for p, r in zip(params, ref))
+
+
+def _have_cpp_compiler() -> bool:
+    import shutil
+
+    return any(shutil.which(c) for c in ("g++", "c++", "clang++"))
+
+
+@pytest.mark.skipif(not _have_cpp_compiler(), reason="TorchInductor's CPU backend needs a C++ compiler")
+@pytest.mark.parametrize("bucket", [0, 1 << 16])
+def test_compiled_kernel_matches_the_eager_update_to_rounding(bucket):
+    """The one-kernel update (the CUDA default) computes the same AdamW: equal up to a few
+    last-bit differences from a compiler's operation fusion, and its split stays exact."""
+    _, params_e, rem_e = _reference_and_split(BUCKET_SHAPES, seed=14)
+    _, params_c, rem_c = _reference_and_split(BUCKET_SHAPES, seed=14)
+    eager = SplitAdamW(params_e, lr=3e-3, weight_decay=0.1, remainders=rem_e, kernel="eager")
+    compiled = SplitAdamW(params_c, lr=3e-3, weight_decay=0.1, remainders=rem_c, kernel="compiled",
+                          bucket_elements=bucket)
+    g = torch.Generator().manual_seed(15)
+    for _ in range(4):
+        for pe, pc in zip(params_e, params_c):
+            grad = (torch.randn(pe.shape, generator=g) * 1e-2).bfloat16()
+            eager.step_param(pe, grad)
+            compiled.step_param(pc, grad)
+        eager.step()
+        compiled.step()
+    assert compiled.kernel == "compiled", compiled.kernel_fallback_reason
+    for pe, pc in zip(params_e, params_c):
+        a, b = eager.master_fp32(pe), compiled.master_fp32(pc)
+        assert torch.allclose(a, b, rtol=1e-6, atol=1e-9)
+        # The bf16 weight is still the nearest bf16 to the kernel's own fp32 result.
+        assert torch.equal(pc.detach(), split_fp32(b)[0])
+
+
+def test_compiled_kernel_is_adamw_only_and_kernel_names_are_checked():
+    p = torch.nn.Parameter(torch.zeros(3, dtype=torch.bfloat16))
+    with pytest.raises(ValueError, match="AdamW only"):
+        SplitSGD([p], lr=1e-3, kernel="compiled")
+    with pytest.raises(ValueError, match="kernel"):
+        SplitAdamW([p], lr=1e-3, kernel="triton")
+    assert SplitAdamW([p], lr=1e-3).kernel == "eager"  # auto on CPU

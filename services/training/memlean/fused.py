@@ -97,6 +97,8 @@ class FusedBackward:
         self._in_backward = True
         try:
             loss.backward(**kwargs)
+            if self._is_last:
+                self.optimizer.flush()  # updates of bucketed small parameters still pending
         finally:
             self._in_backward = False
         self._micro_batch += 1

@@ -1,6 +1,7 @@
 """Fine-tune a diffusers denoiser with the noise-prediction loss, in one of four modes.
 
-* ``fp32``: fp32 weights, gradients and states (torch AdamW/SGD, foreach=False).
+* ``fp32``: fp32 weights, gradients and states (torch AdamW/SGD with torch's default
+  implementation: single-tensor on CPU, multi-tensor ``foreach`` on CUDA).
 * ``amp``: fp32 master weights + bf16 autocast, as diffusers' training scripts do.
 * ``memlean``: bf16 weights + int16 remainders, optimizer step fused into backward.
 * ``memlean_bf16_states``: ``memlean`` with bf16 optimizer states (stochastic
@@ -79,6 +80,7 @@ class TrainingConfig:
     max_grad_norm: float | None = None
     clip_mode: str = "per_param"  # "global" is refused in fused memlean modes
     fused: bool = True  # memlean modes: False runs the same optimizer after backward (for comparison)
+    optimizer_kernel: str = "auto"  # memlean AdamW: "eager" ops, or "compiled" one kernel (auto: CUDA)
     eval_seed: int = 0
     eval_size: int = 8  # held-out images
     eval_repeats: int = 4  # (noise, timestep) draws per held-out image
@@ -104,6 +106,8 @@ class TrainingConfig:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; expected one of {OPTIMIZERS}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; expected one of {LR_SCHEDULES}")
+        if self.optimizer_kernel not in ("auto", "eager", "compiled"):
+            raise ValueError(f"unknown optimizer_kernel {self.optimizer_kernel!r}")
         if self.clip_mode not in CLIP_MODES:
             raise ValueError(f"unknown clip_mode {self.clip_mode!r}; expected one of {CLIP_MODES}")
         for name in ("steps", "batch_size", "grad_accumulation", "sample_steps"):
@@ -175,6 +179,8 @@ class TrainingOutcome:
     memory_curve: list[dict] = field(default_factory=list)  # {"step", "peak_bytes"}
     val_curve: list[dict] = field(default_factory=list)  # {"step", "val_loss"}
     samples_path: Path | None = None
+    optimizer_kernel: str = "torch"  # memlean: "eager" or "compiled" (the one that actually ran)
+    optimizer_bucket_elements: int = 0  # memlean: small parameters updated together in buckets this big
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -310,7 +316,7 @@ class _Engine:
             if config.optimizer == "adamw":
                 opt = SplitAdamW(
                     params, lr=config.lr, betas=config.betas, eps=config.eps,
-                    weight_decay=config.weight_decay, **common,
+                    weight_decay=config.weight_decay, kernel=config.optimizer_kernel, **common,
                 )
             else:
                 opt = SplitSGD(
@@ -320,15 +326,14 @@ class _Engine:
             self.split_optimizer = opt
             if config.fused:
                 self.fused = FusedBackward(opt, accumulation_steps=config.grad_accumulation)
+        # The baselines use torch's default implementation, as diffusers' training scripts do.
         elif config.optimizer == "adamw":
             opt = torch.optim.AdamW(
-                params, lr=config.lr, betas=config.betas, eps=config.eps,
-                weight_decay=config.weight_decay, foreach=False,
+                params, lr=config.lr, betas=config.betas, eps=config.eps, weight_decay=config.weight_decay,
             )
         else:
             opt = torch.optim.SGD(
-                params, lr=config.lr, momentum=config.momentum,
-                weight_decay=config.weight_decay, foreach=False,
+                params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
             )
         self.optimizer = opt
         self.params = params
@@ -591,6 +596,8 @@ def run_training(
         loss_curve=record["loss_curve"],
         memory_curve=record["memory_curve"],
         val_curve=record["val_curve"],
+        optimizer_kernel=engine.split_optimizer.kernel if engine.split_optimizer is not None else "torch",
+        optimizer_bucket_elements=engine.split_optimizer.bucket_elements if engine.split_optimizer else 0,
     )
     if stopped:
         progress(record["step"] / config.steps, f"stopped at step {record['step']}; checkpoint written",

@@ -165,12 +165,27 @@ def _largest_gpu_config(mode: str) -> dict:
 
 
 # ----------------------------------------------------------------------------- exactness
+def _reference_and_split(shapes, generator):
+    """Random fp32 masters as torch parameters, and the same values split (bf16 + remainders)."""
+    import torch
+
+    from services.training.memlean.split import split_fp32
+
+    masters = [torch.randn(s, generator=generator, device=generator.device) for s in shapes]
+    ref = [torch.nn.Parameter(m.clone()) for m in masters]
+    ours, remainders = [], {}
+    for m in masters:
+        hi, lo = split_fp32(m)
+        ours.append(torch.nn.Parameter(hi))
+        remainders[ours[-1]] = lo
+    return ref, ours, remainders
+
+
 def exactness_check(steps: int = 5) -> bool:
     """Split AdamW/SGD rebuilt weights vs torch (foreach=False) on fp32 masters: bit-identical?"""
     import torch
 
     from services.training.memlean.optim import SplitAdamW, SplitSGD
-    from services.training.memlean.split import split_fp32
 
     shapes = [(64, 33), (129,), (8, 4, 3, 3), (50_000,)]
     results = []
@@ -181,13 +196,7 @@ def exactness_check(steps: int = 5) -> bool:
          lambda ps: torch.optim.SGD(ps, lr=1e-2, momentum=0.9, weight_decay=1e-3, foreach=False)),
     ):
         g = torch.Generator().manual_seed(0)
-        masters = [torch.randn(s, generator=g) for s in shapes]
-        ref = [torch.nn.Parameter(m.clone()) for m in masters]
-        ours, rem = [], {}
-        for m in masters:
-            hi, lo = split_fp32(m)
-            ours.append(torch.nn.Parameter(hi))
-            rem[ours[-1]] = lo
+        ref, ours, rem = _reference_and_split(shapes, g)
         opt, ref_opt = make_ours(ours, rem), make_ref(ref)
         for _ in range(steps):
             for p, r in zip(ours, ref):
@@ -207,19 +216,12 @@ def cuda_kernel_agreement(steps: int = 5) -> dict:
     import torch
 
     from services.training.memlean.optim import SplitAdamW
-    from services.training.memlean.split import split_fp32
 
     shapes = [(320, 320, 3, 3), (1280,), (77, 768), (1_000_003,)]
     report: dict = {}
     for kernel in ("eager", "compiled"):
         g = torch.Generator(device="cuda").manual_seed(0)
-        masters = [torch.randn(s, generator=g, device="cuda") for s in shapes]
-        ref = [torch.nn.Parameter(m.clone()) for m in masters]
-        ours, rem = [], {}
-        for m in masters:
-            hi, lo = split_fp32(m)
-            ours.append(torch.nn.Parameter(hi))
-            rem[ours[-1]] = lo
+        ref, ours, rem = _reference_and_split(shapes, g)
         opt = SplitAdamW(ours, lr=1e-3, weight_decay=0.05, remainders=rem, kernel=kernel)
         ref_opt = torch.optim.AdamW(ref, lr=1e-3, weight_decay=0.05, foreach=False)
         for _ in range(steps):

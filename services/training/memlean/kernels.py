@@ -69,6 +69,8 @@ def adamw_split_update(
     exp_avg_sq: Tensor,
     scalars: Tensor,
     noise: Tensor | None,
+    *,
+    compiled: bool = False,
 ) -> None:
     """AdamW on one flattened split parameter, in place.
 
@@ -76,12 +78,14 @@ def adamw_split_update(
     ``exp_avg``/``exp_avg_sq`` fp32, or bf16 viewed as int16 when ``noise``
     (int32 in [0, 2^16)) is given for stochastic rounding.  ``scalars`` holds,
     in fp32: grad scale, 1 - lr*wd, 1 - beta1, beta2, 1 - beta2,
-    sqrt(bias_correction2), eps, lr / bias_correction1.
+    sqrt(bias_correction2), eps, lr / bias_correction1.  ``compiled`` runs it
+    as one generated kernel (compiled lazily, once per variant).
     """
     if noise is None:
-        _adamw_fp32_states(hi_bits, rem, grad, exp_avg, exp_avg_sq, scalars)
+        fn, args = _adamw_fp32_states, (hi_bits, rem, grad, exp_avg, exp_avg_sq, scalars)
     else:
-        _adamw_bf16_states(hi_bits, rem, grad, exp_avg, exp_avg_sq, scalars, noise)
+        fn, args = _adamw_bf16_states, (hi_bits, rem, grad, exp_avg, exp_avg_sq, scalars, noise)
+    (_compiled(fn) if compiled else fn)(*args)
 
 
 def _adamw_math(master: Tensor, g: Tensor, m: Tensor, v: Tensor, scalars: Tensor):
@@ -132,20 +136,4 @@ def _compiled(fn):
     return torch.compile(fn, dynamic=True)
 
 
-def compiled_adamw_split_update(
-    hi_bits: Tensor,
-    rem: Tensor,
-    grad: Tensor,
-    exp_avg: Tensor,
-    exp_avg_sq: Tensor,
-    scalars: Tensor,
-    noise: Tensor | None,
-) -> None:
-    """``adamw_split_update`` as one compiled kernel (compiled lazily, once per variant)."""
-    if noise is None:
-        _compiled(_adamw_fp32_states)(hi_bits, rem, grad, exp_avg, exp_avg_sq, scalars)
-    else:
-        _compiled(_adamw_bf16_states)(hi_bits, rem, grad, exp_avg, exp_avg_sq, scalars, noise)
-
-
-__all__ = ["adamw_split_update", "compiled_adamw_split_update", "compiled_kernels_available"]
+__all__ = ["adamw_split_update", "compiled_kernels_available"]

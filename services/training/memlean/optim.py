@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .kernels import compiled_adamw_split_update, compiled_kernels_available
+from .kernels import adamw_split_update, compiled_kernels_available
 from .split import RoundingNoise, rebuild_fp32, split_into_, stochastic_round_to_bf16_
 
 DEFAULT_CHUNK_ELEMENTS = 1 << 17  # 512 KiB of fp32 per temporary: fits L2
@@ -443,8 +443,8 @@ class SplitAdamW(SplitOptimizer):
             noise = self._rounding_noise.draw(hi.numel(), hi.device)
             exp_avg, exp_avg_sq = exp_avg.view(torch.int16), exp_avg_sq.view(torch.int16)
         try:
-            compiled_adamw_split_update(
-                hi.detach().view(torch.int16), rem, grad, exp_avg, exp_avg_sq, scalars, noise
+            adamw_split_update(
+                hi.detach().view(torch.int16), rem, grad, exp_avg, exp_avg_sq, scalars, noise, compiled=True
             )
         except Exception as exc:  # no compiler or Triton at run time: fall back, and say so
             if self._compiled_ran:  # it failed after working once: a real error, not a missing backend

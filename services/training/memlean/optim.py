@@ -142,12 +142,11 @@ class SplitOptimizer(torch.optim.Optimizer):
         if kernel != "auto":
             return kernel
         devices = {p.device for g in self.param_groups for p in g["params"]}
-        if devices and all(compiled_kernels_available(d) for d in devices) and self._has_compiled_update():
+        if devices and all(compiled_kernels_available(d) for d in devices) and self.has_compiled_update:
             return "compiled"
         return "eager"
 
-    def _has_compiled_update(self) -> bool:
-        return False
+    has_compiled_update = False  # subclasses with a one-kernel update (kernels.py) say so
 
     # ----- master weights ---------------------------------------------------------
     def master_fp32(self, p: Tensor) -> Tensor:
@@ -386,8 +385,7 @@ class SplitAdamW(SplitOptimizer):
 
     _state_tensor_keys = ("exp_avg", "exp_avg_sq")
 
-    def _has_compiled_update(self) -> bool:
-        return True
+    has_compiled_update = True
 
     def _bucket_key(self, state):
         return state.get("step", 0)

@@ -10,7 +10,7 @@ and reports FID/KID beside it. The driver only registers, submits, polls and wri
 3. submit every pair not in the journal (Idempotency-Key = pair + seed + budget, so a restart
    finds its jobs again) and append each finished pair to `runs.jsonl`;
 4. write `records.csv` (metric + higher_is_better columns), `model_config_dataset.csv`,
-   `target_dataset_features.csv`, `corr_domain_similarity_atelier_frechet.csv` and `summary.json`
+   `target_dataset_features.csv`, `corr_domain_similarity_atelier_profile.csv` and `summary.json`
    (best-model distribution, repeat noise vs spread between models, wall time).
 
 A sample of targets is fine-tuned with 3 seeds (seeds > 0 are not recorded as edges: they only
@@ -121,9 +121,20 @@ def make_plan(*, models: str = "", targets: str = "", pretrain_steps: int = 1000
 
 
 # ----------------------------------------------------------------------------- local preparation
-def ensure_pretrained(plan: Plan, models_dir: Path, *, workers: int, say: Say) -> None:
-    """Pretrain the models missing from the cache, `workers` single-thread processes at a time."""
-    missing = [m for m in plan.models if not (models_dir / m.name / "zoo.json").is_file()]
+def models_to_pretrain(plan: Plan, models_dir: Path, journal: Path | None = None) -> list:
+    """Models missing from the cache that still have pairs to run.
+
+    A model whose every pair is in the journal is not pretrained again: a resumed build on a machine
+    without the cache needs only the models that still have work.
+    """
+    done = read_journal(journal) if journal is not None else {}
+    needed = {r.model for r in plan.runs if (r.model, r.dataset, r.seed) not in done}
+    return [m for m in plan.models if m.name in needed and not (models_dir / m.name / "zoo.json").is_file()]
+
+
+def ensure_pretrained(plan: Plan, models_dir: Path, *, workers: int, say: Say, journal: Path | None = None) -> None:
+    """Pretrain what models_to_pretrain names, `workers` single-thread processes at a time."""
+    missing = models_to_pretrain(plan, models_dir, journal)
     if not missing:
         return
     say(f"pretraining {len(missing)} zoo model(s), {plan.pretrain_steps} steps each, {workers} at a time")
@@ -265,6 +276,12 @@ def read_journal(path: Path) -> dict[tuple[str, str, int], dict]:
     return rows
 
 
+def plan_rows(rows: dict[tuple[str, str, int], dict], plan: Plan) -> dict[tuple[str, str, int], dict]:
+    """The journal rows of this plan's models and targets (a journal keeps rows of retired models)."""
+    models, targets = {m.name for m in plan.models}, {t.name for t in plan.targets}
+    return {k: r for k, r in rows.items() if k[0] in models and k[1] in targets}
+
+
 def run_pairs(client: httpx.Client, plan: Plan, journal: Path, *, say: Say, attempts: int = 2) -> None:
     """Submit every pair not in the journal, then follow them in order; append each as it finishes."""
     done = read_journal(journal)
@@ -333,7 +350,7 @@ def write_outputs(out: Path, plan: Plan, client: httpx.Client, *, wall_seconds: 
     """The benchmark-format files plus summary.json, from the journal and the selection service."""
     from services.common.diffusion.zoo import parameter_counts
 
-    rows = read_journal(out / "runs.jsonl")
+    rows = plan_rows(read_journal(out / "runs.jsonl"), plan)
     main = [r for (m, d, s), r in sorted(rows.items()) if s == 0]
     with (out / "records.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
@@ -367,7 +384,7 @@ def write_outputs(out: Path, plan: Plan, client: httpx.Client, *, wall_seconds: 
         if e["type"] == "similarity":
             a, b = names[e["source"]], names[e["target"]]
             dist[(a, b)] = dist[(b, a)] = e["value"]
-    with (out / "corr_domain_similarity_atelier_frechet.csv").open("w", newline="") as fh:
+    with (out / "corr_domain_similarity_atelier_profile.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow([""] + order)
         for a in order:
@@ -428,7 +445,7 @@ def build(out: Path = DEFAULT_OUT, *, workers: int = 2, models: str = "", target
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     if run:
-        ensure_pretrained(plan, cache / "models", workers=workers, say=say)
+        ensure_pretrained(plan, cache / "models", workers=workers, say=say, journal=out / "runs.jsonl")
     folders = ensure_datasets(plan, cache / "data")
     say(f"zoo: {len(plan.models)} models x {len(plan.targets)} targets; budget {plan.budget.to_dict()}")
 

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Name = Annotated[str, Field(min_length=1, max_length=300)]
 
 
+PROFILE_DOC = ("Packed profile: [-k, d_1..d_k, mu_1, cov_1 (row-major), ..., mu_k, cov_k], one Gaussian per modality (image, captions); the older single-Gaussian layout [d, mu, cov] is read too.")
+
 class ModelIn(BaseModel):
     name: Name
     ref: str | None = Field(None, max_length=1000, description="Hub id or local path.")
@@ -44,7 +46,7 @@ class DatasetIn(BaseModel):
     modality: str = Field("image", max_length=50)
     caption_stats: dict[str, float] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    profile: list[float] | None = Field(None, max_length=100_000, description="Packed profile embedding.")
+    profile: list[float] | None = Field(None, max_length=100_000, description=PROFILE_DOC)
 
 
 class DatasetPatch(BaseModel):
@@ -105,7 +107,7 @@ class ImportReportOut(BaseModel):
 
 class InlineDataset(BaseModel):
     name: str = Field("new-dataset", max_length=300)
-    profile: list[float] | None = Field(None, max_length=100_000)
+    profile: list[float] | None = Field(None, max_length=100_000, description=PROFILE_DOC)
     distances: dict[str, float] | None = Field(None, description="Distance to known datasets by name.")
     metadata: dict[str, float] = Field(default_factory=dict, description="e.g. size, number_of_classes")
 

@@ -286,14 +286,16 @@ def add_similarity(*, db_session: Session, body: SimilarityIn) -> None:
 
 
 def store_profile_similarities(*, db_session: Session, dataset: Dataset, method: str) -> int:
-    """Fréchet distances from this dataset's profile to every other profiled dataset."""
+    """Distances from this dataset's profile to every other profiled dataset of the same layout."""
+    from services.selection.mc.profile import profile_layout
     from services.selection.mc.similarity import profile_distance
 
     others = db_session.scalars(select(Dataset).where(Dataset.id != dataset.id, Dataset.profile.is_not(None)))
+    layout = profile_layout(np.asarray(dataset.profile))
     count = 0
     for other in others:
-        if len(other.profile) != len(dataset.profile):
-            continue  # profiled with another encoder: not comparable
+        if _layout_or_none(other.profile) != layout:
+            continue  # profiled with other encoders: not comparable
         value = profile_distance(np.asarray(dataset.profile), np.asarray(other.profile))
         _upsert_similarity(db_session, dataset, other, value, method)
         count += 1
@@ -425,11 +427,23 @@ def _model_names(db_session: Session, idents: list[str]) -> list[str]:
     return [by_ident[i] for i in idents]
 
 
+def _layout_or_none(profile) -> tuple[int, ...] | None:
+    from services.selection.mc.profile import profile_layout
+
+    try:
+        return None if profile is None else profile_layout(np.asarray(profile))
+    except ValueError:
+        return None
+
+
 def _distances_from_profile(zoo: Zoo, profile: np.ndarray) -> dict[str, float]:
     from services.selection.mc.similarity import profile_distance
 
+    layout = _layout_or_none(profile)
+    if layout is None:
+        raise Problem(422, "the inline profile is malformed (see the packed layout in the API docs)")
     return {d.name: profile_distance(profile, d.profile) for d in zoo.datasets.values()
-            if d.profile is not None and len(d.profile) == len(profile)}
+            if _layout_or_none(d.profile) == layout}
 
 
 def fit(*, db_session: Session, body: FitRequest, job_id: str | None, progress) -> GraphVersion:

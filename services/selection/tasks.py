@@ -62,7 +62,7 @@ def run_profile(ctx: JobContext) -> dict[str, Any]:
     except DatasetError as exc:
         raise JobInputError(str(exc)) from exc
     ctx.progress(0.8, "computing similarities")
-    method = f"frechet:{profile.image_encoder}+{profile.caption_encoder}"
+    method = f"frechet-norm:{profile.image_encoder}+{profile.caption_encoder}"
     with session_scope() as session:
         dataset = session.get(service.Dataset, ctx.params["dataset_id"])
         dataset.profile = np.asarray(profile.embedding, dtype=float).tolist()

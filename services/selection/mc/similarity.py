@@ -1,4 +1,4 @@
-"""Dataset similarity from profiles: the Fréchet distance between feature Gaussians.
+"""Dataset similarity from profiles: the (normalised) Fréchet distance between feature Gaussians.
 
 Why Fréchet: a profile summarises a dataset by the mean and covariance of its image
 (and caption) features, the same statistics FID uses. The Fréchet distance compares
@@ -18,7 +18,8 @@ def frechet_distance(mu_a: np.ndarray, cov_a: np.ndarray, mu_b: np.ndarray, cov_
     mu_a, mu_b = np.asarray(mu_a, np.float64), np.asarray(mu_b, np.float64)
     cov_a, cov_b = np.atleast_2d(cov_a).astype(np.float64), np.atleast_2d(cov_b).astype(np.float64)
     diff = mu_a - mu_b
-    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    with np.errstate(all="ignore"):
+        covmean = linalg.sqrtm(cov_a @ cov_b)
     if not np.isfinite(covmean).all():
         # near-singular covariances (few images): regularise as the FID reference code does
         offset = np.eye(cov_a.shape[0]) * eps
@@ -28,13 +29,35 @@ def frechet_distance(mu_a: np.ndarray, cov_a: np.ndarray, mu_b: np.ndarray, cov_
     return max(d, 0.0)
 
 
-def profile_distance(profile_a: np.ndarray, profile_b: np.ndarray) -> float:
-    """Fréchet distance between two flattened profiles (see profile.pack_profile)."""
-    from .profile import unpack_profile
+def normalised_frechet(mu_a: np.ndarray, cov_a: np.ndarray, mu_b: np.ndarray, cov_b: np.ndarray) -> float:
+    """Fréchet distance / (||mu_a - mu_b||^2 + Tr A + Tr B), in [0, 1].
 
-    mu_a, cov_a = unpack_profile(profile_a)
-    mu_b, cov_b = unpack_profile(profile_b)
-    return frechet_distance(mu_a, cov_a, mu_b, cov_b)
+    The cross term 2 Tr (A B)^{1/2} is >= 0, so the Fréchet distance never exceeds the denominator:
+    0 for identical Gaussians, 1 for ones that share nothing. It does not change with the units or
+    the number of features, so modalities measured by different encoders can be averaged.
+    """
+    diff = np.asarray(mu_a, np.float64) - np.asarray(mu_b, np.float64)
+    scale = float(diff @ diff + np.trace(np.atleast_2d(cov_a)) + np.trace(np.atleast_2d(cov_b)))
+    return 0.0 if scale <= 0 else min(frechet_distance(mu_a, cov_a, mu_b, cov_b) / scale, 1.0)
+
+
+def profile_distance(profile_a: np.ndarray, profile_b: np.ndarray) -> float:
+    """Distance between two packed profiles (see profile.pack_blocks).
+
+    Multi-block profiles (image and caption Gaussians): the mean over modalities of the normalised
+    Fréchet distance, so each modality weighs the same whatever its encoder's scale. Concatenated
+    into one Gaussian, the image block's scale swamped the captions: on the T2I zoo's 42 datasets the
+    nearest neighbour shared the dataset's renderer family for 38% of the targets; per modality, 75%.
+    Single-block profiles keep the plain Fréchet distance.
+    """
+    from .profile import unpack_blocks
+
+    blocks_a, blocks_b = unpack_blocks(profile_a), unpack_blocks(profile_b)
+    if [m.size for m, _ in blocks_a] != [m.size for m, _ in blocks_b]:
+        raise ValueError("profiles with different layouts (encoders) are not comparable")
+    if len(blocks_a) == 1:
+        return frechet_distance(*blocks_a[0], *blocks_b[0])
+    return float(np.mean([normalised_frechet(*a, *b) for a, b in zip(blocks_a, blocks_b)]))
 
 
 def distance_to_weight(distance: np.ndarray, tau: float) -> np.ndarray:

@@ -24,7 +24,8 @@ class DatasetIn:
         caption_stats (DatasetInCaptionStats | Unset):
         metadata (DatasetInMetadata | Unset):
         modality (str | Unset):  Default: 'image'.
-        profile (list[float] | None | Unset): Packed profile embedding.
+        profile (list[float] | None | Unset): Packed profile: [-k, d_1..d_k, mu_1, cov_1 (row-major), ..., mu_k, cov_k],
+            one Gaussian per modality (image, captions); the older single-Gaussian layout [d, mu, cov] is read too.
         size (float | None | Unset):
         uri (None | str | Unset): Image folder (imagefolder layout).
     """

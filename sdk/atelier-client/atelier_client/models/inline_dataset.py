@@ -23,7 +23,8 @@ class InlineDataset:
         distances (InlineDatasetDistancesType0 | None | Unset): Distance to known datasets by name.
         metadata (InlineDatasetMetadata | Unset): e.g. size, number_of_classes
         name (str | Unset):  Default: 'new-dataset'.
-        profile (list[float] | None | Unset):
+        profile (list[float] | None | Unset): Packed profile: [-k, d_1..d_k, mu_1, cov_1 (row-major), ..., mu_k, cov_k],
+            one Gaussian per modality (image, captions); the older single-Gaussian layout [d, mu, cov] is read too.
     """
 
     distances: InlineDatasetDistancesType0 | None | Unset = UNSET

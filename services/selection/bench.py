@@ -60,6 +60,7 @@ def ablation_methods() -> dict:
         "mc_boa_anchor": ranker_method(RankerConfig(embedding="sage", priors=("e_mean",))),
         "mc_no_one_se": ranker_method(RankerConfig(embedding="sage", one_se=False)),
         "mc_no_monotone": ranker_method(RankerConfig(embedding="sage", monotone=False)),
+        "mc_no_pretrain_term": ranker_method(RankerConfig(embedding="sage", pretrain_grid=(0.0,))),
         # the GNN's edge-regression score alone (is the graph signal worth blending at all?)
         "gnn_only": ranker_method(RankerConfig(families=("graph",), embedding="sage", priors=(), corrections=(),
                                                graph_grid=(1.0,))),

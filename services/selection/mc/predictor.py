@@ -7,11 +7,11 @@ Every feature of a row (model m, dataset d) is computed from datasets other than
 - rank time uses the current rows, so a newly recorded result changes the evidence
   immediately while the trained LightGBM / GNN are reused (no retrain per result).
 
-Score: (1 - s) z(anchor) + s z(correction) + g z(graph score). The anchor is a model's mean
+Score: (1 - s) z(anchor) + s z(correction) + g z(graph score) + p z(pretraining-data match). The anchor is a model's mean
 normalised quality on the other datasets (best-on-average) or its low-rank collaborative-
 filtering prediction; the correction is LightGBM (over model, dataset, evidence and graph
 features, monotone in the evidence) or the similarity-weighted evidence. Anchor, correction,
-s in {0, .25, .5, 1} and g in {0, .25} are chosen by grouped cross-validation over the training
+s in {0, .25, .5, 1}, g in {0, .25} and p in {0, .25, .5, 1} are chosen by grouped cross-validation over the training
 datasets only, scored on the benchmark's own metrics (pearson + rel@1 = truth of the top /
 best truth, per held-out training dataset, averaged), with the one-standard-error rule: the
 simplest blend within one SE of the best (few, small options: less overfitting of 11 folds).
@@ -186,10 +186,10 @@ def feature_matrix(
         for j, c in enumerate(b.model_cols):
             add(c, b.model_feats[:, j])
         add("m_family", _family_codes(tables, categories if categories is not None else tables.families))
-        if ti is not None:
-            add("m_pretrain_distance", np.where(b.pretrain >= 0, b.dist[ti, np.maximum(b.pretrain, 0)], np.nan))
-        else:
-            add("m_pretrain_distance", np.nan)
+        pretrain = (np.where(b.pretrain >= 0, b.dist[ti, np.maximum(b.pretrain, 0)], np.nan) if ti is not None
+                    else np.full(M, np.nan))
+        add("m_pretrain_distance", pretrain)
+        add("m_pretrain_match", pretrain_match(pretrain))
     if "dataset" in families:
         dfe = memo(tables, "dataset_feats_np", lambda: {d: r for d, r in zip(
             tables.dataset_feats.index, tables.dataset_feats.reindex(columns=["log_size", "log_classes"]).to_numpy(dtype=float))})
@@ -229,6 +229,18 @@ def feature_matrix(
     return names, F
 
 
+def pretrain_match(pretrain_distance: np.ndarray) -> np.ndarray:
+    """How much nearer the target a model's pretraining data is than the other models': minus the
+    distance standardised across the models (per target, so distance levels that differ between
+    targets do not matter). NaN where a model's pretraining data has no distance; 0 when all tie."""
+    d = np.asarray(pretrain_distance, dtype=float)
+    ok = np.isfinite(d)
+    if ok.sum() < 2:
+        return np.full(d.shape, np.nan)
+    sd = float(np.std(d[ok]))
+    return np.where(ok, -(d - np.mean(d[ok])) / sd, np.nan) if sd > 0 else np.where(ok, 0.0, np.nan)
+
+
 def row_features(
     tables: GraphTables, target: str, context: Sequence[str], graph_scores: dict[str, np.ndarray] | None = None,
     families: Sequence[str] = FAMILIES, ranks: pd.DataFrame | None = None,
@@ -265,6 +277,7 @@ class RankerConfig:
     blend_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)  # shrinkage weight of the correction (vs the anchor)
     prior_grid: tuple[float, ...] = ()  # unused (kept so stored configs still load)
     graph_grid: tuple[float, ...] = (0.0, 0.25)  # extra weight of the graph score
+    pretrain_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)  # extra weight of the pretraining-data match
     priors: tuple[str, ...] = ANCHORS  # anchors: best-on-average mean / low-rank collaborative filtering
     taus: tuple[float, ...] = (0.5, 1.0, 2.0)  # similarity-weighted evidence as a correction
     corrections: tuple[str, ...] = ("lgbm", "sw")  # what may correct the anchor
@@ -300,8 +313,9 @@ def _lgbm(params: dict, objective: str, seed: int, monotone: list[int] | None = 
 
 
 def _monotone(names: Sequence[str]) -> list[int]:
-    """+1 on the evidence of quality elsewhere (means, weighted means, nearest, low-rank)."""
-    up = ("e_mean", "e_rmean", "e_min", "e_sw", "e_rsw", "e_nn", "e_cf")
+    """+1 on the evidence of quality elsewhere (means, weighted means, nearest, low-rank) and on the
+    nearness of a model's pretraining data (the premise of model selection by data similarity)."""
+    up = ("e_mean", "e_rmean", "e_min", "e_sw", "e_rsw", "e_nn", "e_cf", "m_pretrain_match")
     return [1 if any(n.startswith(u) for u in up) else 0 for n in names]
 
 
@@ -380,8 +394,8 @@ def _simplest_within_one_se(combos: list[tuple], crit: np.ndarray, one_se: bool)
 
 
 def _complexity(combo: tuple) -> tuple:
-    anchor_i, corr, s, g = combo
-    return (int(s > 0) + int(g > 0), s + g, anchor_i)
+    anchor_i, corr, s, g, p = combo
+    return (int(s > 0) + int(g > 0) + int(p > 0), s + g + p, anchor_i)
 
 
 class Ranker:
@@ -493,14 +507,18 @@ class Ranker:
             corrs += [("S", t) for t in cfg.taus if f"e_sw{t}" in col]
         has_g = "g_score" in col
         ggrid = cfg.graph_grid if has_g else (0.0,)
+        # the pretraining-data match is a term only where it varies between models in training rows
+        has_p = "m_pretrain_match" in col and bool(np.nanstd(X[:, col["m_pretrain_match"]]) > 0)
+        pgrid = (cfg.pretrain_grid or (0.0,)) if has_p else (0.0,)
         combos: list[tuple] = []
         for ai in (range(len(anchors)) if anchors else [None]):
             for s in (cfg.blend_grid if ai is not None else (1.0,)):
                 for corr in ([None] if s == 0 else corrs):
                     for g in ggrid:
-                        combos.append((ai, corr, s, g))
+                        for p in pgrid:
+                            combos.append((ai, corr, s, g, p))
         if not combos and has_g:
-            combos = [(None, None, 0.0, 1.0)]
+            combos = [(None, None, 0.0, 1.0, 0.0)]
         if not combos:
             raise ValueError("nothing to score with: no anchor, correction or graph score")
         crit = np.zeros((len(combos), len(train)))
@@ -513,16 +531,18 @@ class Ranker:
             for i, a in enumerate(anchors):
                 comp[("A", i)] = _z(X[m, col[a]])
             G = _z(X[m, col["g_score"]]) if has_g else 0.0
+            P = _z(X[m, col["m_pretrain_match"]]) if has_p else 0.0
             zero = np.zeros(int(m.sum()))
             S = np.stack([
                 ((1 - s) * comp[("A", ai)] if ai is not None and s < 1 else zero)
                 + (s * comp[corr] if corr is not None and s > 0 else zero)
                 + (g * G if g > 0 else zero)
-                for ai, corr, s, g in combos
+                + (p * P if p > 0 else zero)
+                for ai, corr, s, g, p in combos
             ])
             crit[:, k] = _criterion(S, truths[d])
         best = _simplest_within_one_se(combos, crit, cfg.one_se)
-        ai, corr, s, g = combos[best]
+        ai, corr, s, g, p = combos[best]
         v = corr[1] if corr is not None and corr[0] == "L" else (variants[0] if variants else (0, objectives[0], 0))
         pi, obj, fs = v
         self.lgbm_params, self.objective = cfg.lgbm_grid[pi], obj
@@ -532,12 +552,13 @@ class Ranker:
         self.tau = corr[1] if corr is not None and corr[0] == "S" else 1.0
         anchor = anchors[ai] if ai is not None else None
         self.blend = {"anchor": anchor, "correction": ("lgbm" if uses_lgbm else f"e_sw{self.tau}") if corr is not None and s > 0 else None,
-                      "shrink": s, "graph": g}
+                      "shrink": s, "graph": g, "pretrain": p}
         self.cv = {
             "inner_score": float(crit[best].mean()), "inner_score_best": float(crit.mean(axis=1).max()),
             "one_se": cfg.one_se, "tau": self.tau, "alpha": self.alpha, "lgbm": pi, "objective": obj,
             "lgbm_graph_features": "g_score" in self.lgbm_features, "prior": anchor, "anchor": anchor,
             "correction": self.blend["correction"], "shrink": s, "prior_share": 1 - s, "graph_weight": g,
+            "pretrain_weight": p,
             "excluded": dict(self.excluded), "combos": len(combos),
         }
         self.model = None
@@ -600,6 +621,9 @@ class Ranker:
             score += s * _z(F[:, col[b["correction"]]])
         if g > 0 and "g_score" in col:
             score += g * _z(F[:, col["g_score"]])
+        p = b.get("pretrain", 0.0)  # absent in blends stored before the term existed
+        if p > 0 and "m_pretrain_match" in col:
+            score += p * _z(F[:, col["m_pretrain_match"]])
         return np.nan_to_num(score, nan=-1e9), names, F, context
 
     def scores(self, tables: GraphTables, target: str, context: Sequence[str] | None = None) -> tuple[np.ndarray, pd.DataFrame]:
@@ -656,6 +680,7 @@ class Ranker:
                 "low_rank_quality": _f(F[i, col["e_cf1"]]) if "e_cf1" in col else None,
                 "results_elsewhere": int(F[i, col["e_count"]]) if "e_count" in col else None,
                 "graph_score": _f(F[i, col["g_score"]]) if "g_score" in col else None,
+                "pretraining_data_distance": _f(F[i, col["m_pretrain_distance"]]) if "m_pretrain_distance" in col else None,
                 "predictor_version": self.version,
             }))
         return out

@@ -222,3 +222,60 @@ def test_rank_memoises_graph_score_per_target_and_inline_targets_match():
     assert cold == warm
     fresh = [(r.model, r.score) for r in ranker.rank(tables_from_zoo(zoo.without_results_of(["d7"])), "d7", k=None)]
     assert [m for m, _ in fresh] == [m for m, _ in cold]
+
+
+def test_pretrain_match_is_standardised_across_models_per_target():
+    from services.selection.mc.predictor import pretrain_match
+
+    m = pretrain_match(np.array([1.0, 3.0, np.nan, 5.0]))
+    assert np.isnan(m[2]) and m[0] > m[1] > m[3]  # nearer pretraining data: higher
+    assert np.nanmean(m) == pytest.approx(0.0) and np.nanstd(m) == pytest.approx(1.0)
+    assert np.array_equal(pretrain_match(np.array([2.0, 2.0])), np.zeros(2))  # all tie: no signal
+    assert np.isnan(pretrain_match(np.array([2.0, np.nan]))).all()  # one distance compares nothing
+
+
+def specialist_zoo(families=6, seed=0):
+    """One target per family, one specialist per family pretrained on that family's source, and a
+    generalist: no other dataset shows how a specialist does on its own family, so only the
+    distance between a target and each model's pretraining data can point at it."""
+    rng = np.random.default_rng(seed)
+    z = Zoo()
+    for k in range(families):
+        z.models[f"s{k}"] = ModelRow(name=f"s{k}", family="unet", num_parameters=1e6, pretraining_data=f"src{k}")
+        z.datasets[f"t{k}"] = DatasetRow(name=f"t{k}", size=500.0)
+    z.models["g"] = ModelRow(name="g", family="unet", num_parameters=1e6, pretraining_data="srcG")
+    for k in range(families):
+        for j in range(families):
+            value = 0.9 if j == k else 0.5
+            z.results.append(ResultRow(f"s{j}", f"t{k}", "eval_accuracy", value + rng.normal(0, 0.005)))
+            z.similarities.append(SimilarityRow(f"t{k}", f"src{j}", 1.0 if j == k else 5.0, "profile"))
+            if j > k:
+                z.similarities.append(SimilarityRow(f"t{k}", f"t{j}", 4.0, "profile"))
+        z.results.append(ResultRow("g", f"t{k}", "eval_accuracy", 0.7 + rng.normal(0, 0.005)))
+        z.similarities.append(SimilarityRow(f"t{k}", "srcG", 3.0, "profile"))
+    return z
+
+
+def test_ranker_finds_the_specialist_through_its_pretraining_data():
+    from services.selection.mc.evaluate import best_on_average
+
+    zoo = specialist_zoo()
+    config = RankerConfig(families=("model", "dataset", "evidence"), embedding="none", inner_folds=3,
+                          lgbm_grid=FAST.lgbm_grid)
+    targets = ["t0", "t3", "t5"]
+    res = leave_one_dataset_out(zoo, {"mc": ranker_method(config), "boa": best_on_average}, targets)
+    assert all(res["mc"][t].metrics["hit@1"] == 1.0 for t in targets)
+    assert all(res["boa"][t].metrics["hit@1"] == 0.0 for t in targets)  # the generalist, everywhere
+    ranker = Ranker(config).fit(zoo.without_results_of(["t0"]), hide=["t0"], targets=["t0"])
+    assert ranker.cv["pretrain_weight"] > 0 or ranker.cv["correction"] == "lgbm"
+    top = ranker.rank(zoo.without_results_of(["t0"]), "t0", k=1)[0]
+    assert top.model == "s0" and top.evidence["pretraining_data_distance"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("embedding", ["gat", "node2vec"])
+def test_other_embeddings_rank_the_known_answer(embedding):
+    """The comparison embeddings run end to end (node2vec needs gensim and pkg_resources)."""
+    zoo, _ = make_zoo(n_models=8)
+    config = RankerConfig(embedding=embedding, inner_folds=3, graph_folds=2, lgbm_grid=FAST.lgbm_grid)
+    res = leave_one_dataset_out(zoo, {"mc": ranker_method(config)}, ["d4"])
+    assert res["mc"]["d4"].metrics["spearman"] > 0.5

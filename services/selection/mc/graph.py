@@ -160,14 +160,21 @@ def node_features(tables: GraphTables) -> torch.Tensor:
     return memo(tables, "node_features", lambda: _node_features(tables))
 
 
+def _standardise_columns(a: np.ndarray) -> np.ndarray:
+    """Columns to mean 0 / std 1 over their finite entries; an all-NaN column stays NaN, quietly."""
+    ok = np.isfinite(a)
+    n = ok.sum(axis=0)
+    mean = np.where(n > 0, np.where(ok, a, 0).sum(axis=0) / np.maximum(n, 1), np.nan)
+    var = np.where(n > 0, np.where(ok, (a - mean) ** 2, 0).sum(axis=0) / np.maximum(n, 1), np.nan)
+    return (a - mean) / (np.sqrt(var) + 1e-9)
+
+
 def _node_features(tables: GraphTables) -> torch.Tensor:
-    mf = tables.model_feats.to_numpy(dtype=float)
-    mf = (mf - np.nanmean(mf, axis=0)) / (np.nanstd(mf, axis=0) + 1e-9)
+    mf = _standardise_columns(tables.model_feats.to_numpy(dtype=float))
     fam = np.zeros((len(tables.models), len(tables.families)))
     codes = pd.Categorical(tables.model_family.reindex(tables.models).fillna("").to_numpy(), categories=tables.families).codes
     fam[np.arange(len(tables.models)), np.maximum(codes, 0)] = 1
-    df = tables.dataset_feats.reindex(tables.datasets).to_numpy(dtype=float)
-    df = (df - np.nanmean(df, axis=0)) / (np.nanstd(df, axis=0) + 1e-9)
+    df = _standardise_columns(tables.dataset_feats.reindex(tables.datasets).to_numpy(dtype=float))
     M, Dn = len(tables.models), len(tables.datasets)
     width = mf.shape[1] + fam.shape[1] + df.shape[1] + 2
     x = np.zeros((M + Dn, width))

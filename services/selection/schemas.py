@@ -3,12 +3,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 Name = Annotated[str, Field(min_length=1, max_length=300)]
 
 
+def _well_formed_profile(value: list[float] | None) -> list[float] | None:
+    """A profile whose header does not match its length is refused here (422), not at use."""
+    if value is not None:
+        import numpy as np
+
+        from services.selection.mc.profile import unpack_blocks
+
+        unpack_blocks(np.asarray(value, dtype=float))  # ValueError -> a validation error
+    return value
+
+
 PROFILE_DOC = ("Packed profile: [-k, d_1..d_k, mu_1, cov_1 (row-major), ..., mu_k, cov_k], one Gaussian per modality (image, captions); the older single-Gaussian layout [d, mu, cov] is read too.")
+ProfileIn = Annotated[list[float] | None, AfterValidator(_well_formed_profile)]
 
 class ModelIn(BaseModel):
     name: Name
@@ -46,7 +58,7 @@ class DatasetIn(BaseModel):
     modality: str = Field("image", max_length=50)
     caption_stats: dict[str, float] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    profile: list[float] | None = Field(None, max_length=100_000, description=PROFILE_DOC)
+    profile: ProfileIn = Field(None, max_length=100_000, description=PROFILE_DOC)
 
 
 class DatasetPatch(BaseModel):
@@ -61,6 +73,7 @@ class DatasetOut(DatasetIn):
     model_config = ConfigDict(from_attributes=True)
     id: str
     created_at: datetime
+    profile: list[float] | None = Field(None, description=PROFILE_DOC)  # as stored: not re-validated
 
 
 class ResultIn(BaseModel):
@@ -107,7 +120,7 @@ class ImportReportOut(BaseModel):
 
 class InlineDataset(BaseModel):
     name: str = Field("new-dataset", max_length=300)
-    profile: list[float] | None = Field(None, max_length=100_000, description=PROFILE_DOC)
+    profile: ProfileIn = Field(None, max_length=100_000, description=PROFILE_DOC)
     distances: dict[str, float] | None = Field(None, description="Distance to known datasets by name.")
     metadata: dict[str, float] = Field(default_factory=dict, description="e.g. size, number_of_classes")
 

@@ -439,9 +439,7 @@ def _layout_or_none(profile) -> tuple[int, ...] | None:
 def _distances_from_profile(zoo: Zoo, profile: np.ndarray) -> dict[str, float]:
     from services.selection.mc.similarity import profile_distance
 
-    layout = _layout_or_none(profile)
-    if layout is None:
-        raise Problem(422, "the inline profile is malformed (see the packed layout in the API docs)")
+    layout = _layout_or_none(profile)  # well formed: the request schema checked it
     return {d.name: profile_distance(profile, d.profile) for d in zoo.datasets.values()
             if _layout_or_none(d.profile) == layout}
 

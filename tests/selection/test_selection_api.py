@@ -210,3 +210,6 @@ def test_profiled_folders_get_similarities_and_rank_inline_by_profile(api, clean
     assert similar[0]["dataset"] in ("ring-a", "ring-b")
     bad = api.post("/v1/selection/rank", json={"inline": {"name": "junk", "profile": [-2.0, 3.0, 1.0, 0.5]}})
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+    bad = api.post("/v1/selection/datasets", json={"name": "junk", "profile": [3.0, 1.0, 2.0]})
+    assert bad.status_code == 422 and "profile" in bad.text
+    assert api.get("/v1/selection/datasets/junk").status_code == 404  # nothing was stored

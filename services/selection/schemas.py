@@ -19,8 +19,10 @@ def _well_formed_profile(value: list[float] | None) -> list[float] | None:
     return value
 
 
-PROFILE_DOC = ("Packed profile: [-k, d_1..d_k, mu_1, cov_1 (row-major), ..., mu_k, cov_k], one Gaussian per modality (image, captions); the older single-Gaussian layout [d, mu, cov] is read too.")
+PROFILE_DOC = ("Packed profile: [-k, d_1..d_k, mu_1, cov_1 (row-major), ..., mu_k, cov_k], one Gaussian per "
+               "modality (image, captions); the older single-Gaussian layout [d, mu, cov] is read too.")
 ProfileIn = Annotated[list[float] | None, AfterValidator(_well_formed_profile)]
+
 
 class ModelIn(BaseModel):
     name: Name

@@ -287,16 +287,12 @@ def add_similarity(*, db_session: Session, body: SimilarityIn) -> None:
 
 def store_profile_similarities(*, db_session: Session, dataset: Dataset, method: str) -> int:
     """Distances from this dataset's profile to every other profiled dataset of the same layout."""
-    from services.selection.mc.profile import profile_layout
-    from services.selection.mc.similarity import profile_distance
-
     others = db_session.scalars(select(Dataset).where(Dataset.id != dataset.id, Dataset.profile.is_not(None)))
-    layout = profile_layout(np.asarray(dataset.profile))
     count = 0
     for other in others:
-        if _layout_or_none(other.profile) != layout:
-            continue  # profiled with other encoders: not comparable
-        value = profile_distance(np.asarray(dataset.profile), np.asarray(other.profile))
+        value = _comparable_distance(np.asarray(dataset.profile), other.profile)
+        if value is None:
+            continue
         _upsert_similarity(db_session, dataset, other, value, method)
         count += 1
     db_session.commit()
@@ -427,21 +423,20 @@ def _model_names(db_session: Session, idents: list[str]) -> list[str]:
     return [by_ident[i] for i in idents]
 
 
-def _layout_or_none(profile) -> tuple[int, ...] | None:
-    from services.selection.mc.profile import profile_layout
+def _comparable_distance(profile: np.ndarray, other) -> float | None:
+    """profile_distance, or None where `other` was profiled with other encoders (another layout)."""
+    from services.selection.mc.similarity import profile_distance
 
     try:
-        return None if profile is None else profile_layout(np.asarray(profile))
+        return profile_distance(profile, np.asarray(other))
     except ValueError:
         return None
 
 
 def _distances_from_profile(zoo: Zoo, profile: np.ndarray) -> dict[str, float]:
-    from services.selection.mc.similarity import profile_distance
-
-    layout = _layout_or_none(profile)  # well formed: the request schema checked it
-    return {d.name: profile_distance(profile, d.profile) for d in zoo.datasets.values()
-            if _layout_or_none(d.profile) == layout}
+    distances = {d.name: _comparable_distance(profile, d.profile) for d in zoo.datasets.values()
+                 if d.profile is not None}
+    return {name: v for name, v in distances.items() if v is not None}
 
 
 def fit(*, db_session: Session, body: FitRequest, job_id: str | None, progress) -> GraphVersion:

@@ -14,6 +14,7 @@ none of its results: that is how a target is hidden and how a new dataset is add
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -161,12 +162,11 @@ def node_features(tables: GraphTables) -> torch.Tensor:
 
 
 def _standardise_columns(a: np.ndarray) -> np.ndarray:
-    """Columns to mean 0 / std 1 over their finite entries; an all-NaN column stays NaN, quietly."""
-    ok = np.isfinite(a)
-    n = ok.sum(axis=0)
-    mean = np.where(n > 0, np.where(ok, a, 0).sum(axis=0) / np.maximum(n, 1), np.nan)
-    var = np.where(n > 0, np.where(ok, (a - mean) ** 2, 0).sum(axis=0) / np.maximum(n, 1), np.nan)
-    return (a - mean) / (np.sqrt(var) + 1e-9)
+    """Columns to mean 0 / std 1 over their finite entries; an all-NaN column stays NaN, quietly
+    (metadata-less external datasets such as pretraining sets make whole columns empty)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return (a - np.nanmean(a, axis=0)) / (np.nanstd(a, axis=0) + 1e-9)
 
 
 def _node_features(tables: GraphTables) -> torch.Tensor:

@@ -7,12 +7,13 @@ Every feature of a row (model m, dataset d) is computed from datasets other than
 - rank time uses the current rows, so a newly recorded result changes the evidence
   immediately while the trained LightGBM / GNN are reused (no retrain per result).
 
-Score: (1 - s) z(anchor) + s z(correction) + g z(graph score) + p z(pretraining-data match). The anchor is a model's mean
-normalised quality on the other datasets (best-on-average) or its low-rank collaborative-
-filtering prediction; the correction is LightGBM (over model, dataset, evidence and graph
-features, monotone in the evidence) or the similarity-weighted evidence. Anchor, correction,
-s in {0, .25, .5, 1}, g in {0, .25} and p in {0, .25, .5, 1} are chosen by grouped cross-validation over the training
-datasets only, scored on the benchmark's own metrics (pearson + rel@1 = truth of the top /
+Score: (1 - s) z(anchor) + s z(correction) + g z(graph score) + p z(pretraining-data match).
+The anchor is a model's mean normalised quality on the other datasets (best-on-average) or its
+low-rank collaborative-filtering prediction; the correction is LightGBM (over model, dataset,
+evidence and graph features, monotone in the evidence) or the similarity-weighted evidence; the
+match says how much nearer the target a model's pretraining data is than the other models'.
+Anchor, correction, s in {0, .25, .5, 1}, g in {0, .25} and p in {0, .25, .5, 1} are chosen by
+grouped cross-validation over the training datasets only, scored on the benchmark's own metrics (pearson + rel@1 = truth of the top /
 best truth, per held-out training dataset, averaged), with the one-standard-error rule: the
 simplest blend within one SE of the best (few, small options: less overfitting of 11 folds).
 

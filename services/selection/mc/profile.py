@@ -177,11 +177,6 @@ def unpack_blocks(profile: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def profile_layout(profile: np.ndarray) -> tuple[int, ...]:
-    """Block sizes: two profiles are comparable only when their layouts are equal."""
-    return tuple(mu.size for mu, _ in unpack_blocks(profile))
-
-
 def unpack_profile(profile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and (block-diagonal) covariance of all features together."""
     from scipy.linalg import block_diag

@@ -7,8 +7,8 @@ and reports FID/KID beside it. The driver only registers, submits, polls and wri
 1. pretrain the 10 zoo models that are not in the cache yet (local subprocesses, one per worker);
 2. generate the 32 targets and one sample of each model's source domain; register all of them
    and the models with the selection service; profile every dataset (jobs on the cpu queue);
-3. submit every pair not in the journal (Idempotency-Key = pair + seed + budget, so a restart
-   finds its jobs again) and append each finished pair to `runs.jsonl`;
+3. submit every pair not in the journal (Idempotency-Key = pair + seed + budget + model recipe, so
+   a restart finds its jobs again) and append each finished pair to `runs.jsonl`;
 4. write `records.csv` (metric + higher_is_better columns), `model_config_dataset.csv`,
    `target_dataset_features.csv`, `corr_domain_similarity_atelier_profile.csv` and `summary.json`
    (best-model distribution, repeat noise vs spread between models, wall time).
@@ -45,6 +45,8 @@ NOISE_SEEDS = (0, 1, 2)
 NOISE_TARGETS = ("target-shapes-warm", "target-digits-gray", "target-waves-cool")  # near, near, far
 SOURCE_SAMPLE = 512  # images of each model's source domain registered (and profiled) as a dataset
 FINISHED = ("succeeded", "failed", "cancelled")
+# The pretraining recipe of every row journalled before rows named theirs (`model_recipe`).
+LEGACY_PRETRAINING = {"steps": 1000, "batch_size": 32, "lr": 1e-3}
 Say = Callable[[str], None]
 
 
@@ -67,8 +69,8 @@ class PairRun:
         """Only seed 0 becomes a graph edge; other seeds measure repeat noise."""
         return self.seed == 0
 
-    def key(self, budget_hash: str) -> str:
-        return f"zoo:{self.model}:{self.dataset}:s{self.seed}:{budget_hash}"
+    def key(self, budget_hash: str, recipe_hash: str) -> str:
+        return f"zoo:{self.model}:{self.dataset}:s{self.seed}:{budget_hash}:{recipe_hash}"
 
 
 @dataclass
@@ -79,6 +81,8 @@ class Plan:
     noise_targets: tuple[str, ...] = NOISE_TARGETS
     noise_seeds: tuple[int, ...] = NOISE_SEEDS
     pretrain_steps: int = 1000
+    pretrain_batch_size: int = 32
+    pretrain_lr: float = 1e-3
     num_samples: int = 16  # samples per run for FID/KID beside the loss
     sample_steps: int = 10
     runs: list[PairRun] = field(default_factory=list)
@@ -88,6 +92,28 @@ class Plan:
         blob = json.dumps({"budget": self.budget.to_dict(), "samples": [self.num_samples, self.sample_steps]},
                           sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+    @property
+    def pretraining(self) -> dict[str, Any]:
+        return {"steps": self.pretrain_steps, "batch_size": self.pretrain_batch_size, "lr": self.pretrain_lr}
+
+    def model_recipe(self, name: str) -> dict[str, Any]:
+        """What a measured pair's model is: its spec (architecture, source, seed) and pretraining."""
+        spec = next(m for m in self.models if m.name == name)
+        return {"spec": spec.to_dict(), "pretraining": self.pretraining}
+
+    def recipe_hash(self, name: str) -> str:
+        return hashlib.sha256(json.dumps(self.model_recipe(name), sort_keys=True).encode()).hexdigest()[:10]
+
+    def measured_here(self, row: dict) -> bool:
+        """Whether a journal row measured this plan's model under this plan's budget: a row of another
+        pretraining recipe, spec or budget is not a finished pair of this plan (it stays in the journal).
+        Rows from before rows named their recipe count only under the recipe they all used."""
+        if "budget" in row and row["budget"] != self.budget.to_dict():
+            return False
+        if "model_recipe" in row:
+            return row["model_recipe"] == self.recipe_hash(row["model"])
+        return self.pretraining == LEGACY_PRETRAINING
 
     def pair_runs(self) -> list[PairRun]:
         """Noise targets first (all seeds), so the repeat noise is known early; then the rest at seed 0."""
@@ -110,6 +136,7 @@ class Plan:
 
 
 def make_plan(*, models: str = "", targets: str = "", pretrain_steps: int = 1000, mode: str = "memlean") -> Plan:
+    """The plan of a build; the pretraining batch size and learning rate are the fields' defaults."""
 
     from services.common.diffusion.zoo import TARGET_DATASETS, ZOO_MODELS, dataset_spec, model_spec, recommended_budget
 
@@ -127,9 +154,20 @@ def models_to_pretrain(plan: Plan, models_dir: Path, journal: Path | None = None
     A model whose every pair is in the journal is not pretrained again: a resumed build on a machine
     without the cache needs only the models that still have work.
     """
-    done = read_journal(journal) if journal is not None else {}
+    done = read_journal(journal, plan) if journal is not None else {}
     needed = {r.model for r in plan.runs if (r.model, r.dataset, r.seed) not in done}
-    return [m for m in plan.models if m.name in needed and not (models_dir / m.name / "zoo.json").is_file()]
+    return [m for m in plan.models if m.name in needed and not cached_as_planned(plan, models_dir, m.name)]
+
+
+def cached_as_planned(plan: Plan, models_dir: Path, name: str) -> bool:
+    """A cached model counts only if it was built from this spec with this pretraining recipe."""
+    try:
+        saved = json.loads((models_dir / name / "zoo.json").read_text())
+        pre = saved["pretraining"]
+        return (saved["spec"] == plan.model_recipe(name)["spec"]
+                and {k: pre[k] for k in plan.pretraining} == plan.pretraining)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def ensure_pretrained(plan: Plan, models_dir: Path, *, workers: int, say: Say, journal: Path | None = None) -> None:
@@ -142,6 +180,7 @@ def ensure_pretrained(plan: Plan, models_dir: Path, *, workers: int, say: Say, j
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     procs = [subprocess.Popen([sys.executable, "-m", "services.common.diffusion.zoo", "--threads", "1", "pretrain",
                                str(models_dir), "--steps", str(plan.pretrain_steps),
+                               "--batch-size", str(plan.pretrain_batch_size), "--lr", str(plan.pretrain_lr),
                                "--models", ",".join(m.name for m in group)], env=env, stdout=subprocess.PIPE, text=True)
              for group in groups]
     for proc in procs:
@@ -266,25 +305,30 @@ def profile_all(client: httpx.Client, names: list[str], *, say: Say) -> None:
         raise RuntimeError(f"profiling failed: {[j['error'] for j in failed]}")
 
 
-def read_journal(path: Path) -> dict[tuple[str, str, int], dict]:
+def read_journal(path: Path, plan: Plan | None = None) -> dict[tuple[str, str, int], dict]:
+    """Journalled pairs by (model, dataset, seed), the last row of each; with `plan`, only the rows
+    that plan measured (`plan_rows`), so a row of another recipe never hides one of this plan."""
     rows = {}
     if path.is_file():
         for line in path.read_text().splitlines():
             if line.strip():
                 row = json.loads(line)
-                rows[(row["model"], row["dataset"], row["seed"])] = row
+                key = (row["model"], row["dataset"], row["seed"])
+                if plan is None or plan_rows({key: row}, plan):
+                    rows[key] = row
     return rows
 
 
 def plan_rows(rows: dict[tuple[str, str, int], dict], plan: Plan) -> dict[tuple[str, str, int], dict]:
-    """The journal rows of this plan's models and targets (a journal keeps rows of retired models)."""
+    """The journal rows this plan measured: its models and targets, its budget and its models' recipes
+    (a journal keeps rows of retired models and of earlier recipes)."""
     models, targets = {m.name for m in plan.models}, {t.name for t in plan.targets}
-    return {k: r for k, r in rows.items() if k[0] in models and k[1] in targets}
+    return {k: r for k, r in rows.items() if k[0] in models and k[1] in targets and plan.measured_here(r)}
 
 
 def run_pairs(client: httpx.Client, plan: Plan, journal: Path, *, say: Say, attempts: int = 2) -> None:
     """Submit every pair not in the journal, then follow them in order; append each as it finishes."""
-    done = read_journal(journal)
+    done = read_journal(journal, plan)
     todo = [r for r in plan.runs if (r.model, r.dataset, r.seed) not in done]
     say(f"pairs: {len(plan.runs)} planned, {len(plan.runs) - len(todo)} already measured, {len(todo)} to run")
     if not todo:
@@ -293,7 +337,7 @@ def run_pairs(client: httpx.Client, plan: Plan, journal: Path, *, say: Say, atte
     tries: Counter = Counter()
 
     def submit(run: PairRun) -> None:
-        key = run.key(plan.budget_hash) + (f":retry{tries[run]}" if tries[run] else "")
+        key = run.key(plan.budget_hash, plan.recipe_hash(run.model)) + (f":retry{tries[run]}" if tries[run] else "")
         job = _check(client.post("/v1/training/jobs", json=plan.training_body(run), headers={"Idempotency-Key": key}),
                      f"submit {run}")
         jobs[run] = job["id"]
@@ -325,7 +369,8 @@ def run_pairs(client: httpx.Client, plan: Plan, journal: Path, *, say: Say, atte
                    "initial_val_loss": result.get("initial_val_loss"), "fid": quality.get("fid"),
                    "kid": quality.get("kid_mean"), "median_step_seconds": result.get("median_step_seconds"),
                    "job_seconds": _job_seconds(job), "recorded": bool(result.get("selection", {}).get("recorded")),
-                   "job_id": job["id"], "budget": plan.budget.to_dict()}
+                   "job_id": job["id"], "budget": plan.budget.to_dict(),
+                   "model_recipe": plan.recipe_hash(run.model), "pretraining": plan.pretraining}
             with journal.open("a") as fh:
                 fh.write(json.dumps(row, sort_keys=True) + "\n")
             elapsed = time.monotonic() - started
@@ -350,7 +395,7 @@ def write_outputs(out: Path, plan: Plan, client: httpx.Client, *, wall_seconds: 
     """The benchmark-format files plus summary.json, from the journal and the selection service."""
     from services.common.diffusion.zoo import parameter_counts
 
-    rows = plan_rows(read_journal(out / "runs.jsonl"), plan)
+    rows = read_journal(out / "runs.jsonl", plan)
     main = [r for (m, d, s), r in sorted(rows.items()) if s == 0]
     with (out / "records.csv").open("w", newline="") as fh:
         w = csv.writer(fh)

@@ -60,13 +60,57 @@ def test_a_resumed_build_pretrains_only_models_with_pairs_left(tmp_path):
     names = lambda specs: [m.name for m in specs]  # noqa: E731
     assert names(zoobuild.models_to_pretrain(plan, tmp_path / "models")) == ["zoo-unet-lowattn", "zoo-unet-heads16"]
     assert names(zoobuild.models_to_pretrain(plan, tmp_path / "models", journal)) == ["zoo-unet-heads16"]
-    (tmp_path / "models" / "zoo-unet-heads16").mkdir(parents=True)
-    (tmp_path / "models" / "zoo-unet-heads16" / "zoo.json").write_text("{}")
+    cached = tmp_path / "models" / "zoo-unet-heads16" / "zoo.json"
+    cached.parent.mkdir(parents=True)
+    cached.write_text(json.dumps({"spec": zoo.model_spec("zoo-unet-heads16").to_dict(),
+                                  "pretraining": {"steps": 1000, "batch_size": 32, "lr": 0.001, "final_val_loss": 0.04}}))
     assert zoobuild.models_to_pretrain(plan, tmp_path / "models", journal) == []
     # rows of a retired model stay in the journal but not in this plan's outputs
     rows = {("zoo-dit-wide", "target-shapes-warm", 0): {"value": 0.05},
             ("zoo-unet-lowattn", "target-shapes-warm", 0): {"value": 0.1}}
     assert list(zoobuild.plan_rows(rows, plan)) == [("zoo-unet-lowattn", "target-shapes-warm", 0)]
+
+
+def test_pairs_and_cached_models_of_another_pretraining_recipe_are_not_reused(tmp_path):
+    plan = zoobuild.make_plan(models="zoo-unet-lowattn,zoo-unet-heads16", targets="target-shapes-warm")
+    plan.noise_targets = ()
+    plan.runs = plan.pair_runs()
+    budget = plan.budget.to_dict()
+    legacy = {"model": "zoo-unet-lowattn", "dataset": "target-shapes-warm", "seed": 0, "value": 0.1, "budget": budget}
+    journal = tmp_path / "runs.jsonl"
+    journal.write_text(json.dumps(legacy) + "\n")
+    # rows without a recipe were all measured with the 1000-step pretraining
+    assert list(zoobuild.read_journal(journal, plan)) == [("zoo-unet-lowattn", "target-shapes-warm", 0)]
+    longer = zoobuild.make_plan(models="zoo-unet-lowattn,zoo-unet-heads16", targets="target-shapes-warm",
+                                pretrain_steps=4000)
+    longer.noise_targets = ()
+    longer.runs = longer.pair_runs()
+    assert longer.recipe_hash("zoo-unet-lowattn") != plan.recipe_hash("zoo-unet-lowattn")
+    assert zoobuild.read_journal(journal, longer) == {}
+    assert [m.name for m in zoobuild.models_to_pretrain(longer, tmp_path / "models", journal)] == [
+        "zoo-unet-lowattn", "zoo-unet-heads16"]
+    # a row of the new recipe is the one that counts for it, even after the old row; the old plan keeps its own
+    remeasured = {**legacy, "value": 0.08, "model_recipe": longer.recipe_hash("zoo-unet-lowattn")}
+    with journal.open("a") as fh:
+        fh.write(json.dumps(remeasured) + "\n")
+    assert [r["value"] for r in zoobuild.read_journal(journal, longer).values()] == [0.08]
+    assert [r["value"] for r in zoobuild.read_journal(journal, plan).values()] == [0.1]
+    # another budget is another measurement
+    other = {**legacy, "budget": {**budget, "steps": budget["steps"] + 1}}
+    assert zoobuild.plan_rows({("zoo-unet-lowattn", "target-shapes-warm", 0): other}, plan) == {}
+    # a cached model pretrained with other steps is pretrained again
+    cached = tmp_path / "models" / "zoo-unet-heads16" / "zoo.json"
+    cached.parent.mkdir(parents=True)
+    cached.write_text(json.dumps({"spec": zoo.model_spec("zoo-unet-heads16").to_dict(),
+                                  "pretraining": {"steps": 1000, "batch_size": 32, "lr": 0.001}}))
+    assert zoobuild.cached_as_planned(plan, tmp_path / "models", "zoo-unet-heads16")
+    assert not zoobuild.cached_as_planned(longer, tmp_path / "models", "zoo-unet-heads16")
+    # and so is one whose spec changed under the same name
+    changed = tmp_path / "models" / "zoo-unet-lowattn" / "zoo.json"
+    changed.parent.mkdir(parents=True)
+    changed.write_text(json.dumps({"spec": {**zoo.model_spec("zoo-unet-lowattn").to_dict(), "seed": 1},
+                                   "pretraining": {"steps": 1000, "batch_size": 32, "lr": 0.001}}))
+    assert not zoobuild.cached_as_planned(plan, tmp_path / "models", "zoo-unet-lowattn")
 
 
 def test_rel_at_1_of_a_lower_is_better_metric_is_best_loss_over_chosen_loss():

@@ -393,7 +393,8 @@ def _domain_images(domain: str, n: int, seed: int, resolution: int = RESOLUTION)
 
 
 def recognisability(bundle: DiffusionBundle, spec: ZooModel, *, num_samples: int = 64, num_real: int = 256,
-                    sample_steps: int = 20, domains: tuple[str, ...] | None = None, seed: int = 777) -> dict:
+                    sample_steps: int = 20, domains: tuple[str, ...] | None = None, seed: int = 777,
+                    scheduler: str = "ddim") -> dict:
     """Sample with held-out source captions; FID (offline features) of the samples vs each source domain.
 
     Recognisable means the samples are closer (lower FID) to the model's own source data than to every
@@ -408,7 +409,7 @@ def recognisability(bundle: DiffusionBundle, spec: ZooModel, *, num_samples: int
     _, captions = _domain_images(spec.source_domains[0], num_samples, seed + 1)
     bundle.denoiser.eval()
     fake = sample(bundle, seeds=list(range(seed, seed + num_samples)), prompts=captions,
-                  num_inference_steps=sample_steps)
+                  num_inference_steps=sample_steps, scheduler=scheduler)
     fids, centroids = {}, []
     for domain in domains:
         real, _ = _domain_images(domain, num_real, seed)

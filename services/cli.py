@@ -238,7 +238,9 @@ def zoo_build(
     workers: Annotated[int, typer.Option(help="Single-thread Celery workers (and pretraining processes).")] = 2,
     models: Annotated[str, typer.Option(help="Comma-separated zoo model names (default: all 10).")] = "",
     targets: Annotated[str, typer.Option(help="Comma-separated target names (default: all 32).")] = "",
-    pretrain_steps: Annotated[int, typer.Option(help="Pretraining steps of a model missing from the cache.")] = 1000,
+    pretrain_steps: Annotated[Optional[int], typer.Option(
+        help="Pretraining steps of each model (default: 4000, zoo.PRETRAIN_STEPS; the committed records "
+             "were measured at 1000). Part of the model's recipe: pairs of another recipe are re-measured.")] = None,
     database_url: Annotated[Optional[str], typer.Option(help="Database of the local platform.")] = None,
     broker_url: Annotated[Optional[str], typer.Option(help="Broker of the local platform.")] = None,
     url: Annotated[Optional[str], typer.Option(help="Use a running gateway instead of a local platform.")] = None,

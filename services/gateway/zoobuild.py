@@ -80,7 +80,7 @@ class Plan:
     budget: Any  # PairBudget
     noise_targets: tuple[str, ...] = NOISE_TARGETS
     noise_seeds: tuple[int, ...] = NOISE_SEEDS
-    pretrain_steps: int = 1000
+    pretrain_steps: int = 4000  # make_plan sets zoo.PRETRAIN_STEPS
     pretrain_batch_size: int = 32
     pretrain_lr: float = 1e-3
     num_samples: int = 16  # samples per run for FID/KID beside the loss
@@ -135,11 +135,20 @@ class Plan:
                 "record_result": run.recorded}
 
 
-def make_plan(*, models: str = "", targets: str = "", pretrain_steps: int = 1000, mode: str = "memlean") -> Plan:
-    """The plan of a build; the pretraining batch size and learning rate are the fields' defaults."""
+def make_plan(*, models: str = "", targets: str = "", pretrain_steps: int | None = None,
+              mode: str = "memlean") -> Plan:
+    """The plan of a build (pretraining steps default to zoo.PRETRAIN_STEPS; the pretraining batch size
+    and learning rate are the fields' defaults)."""
+    from services.common.diffusion.zoo import (
+        PRETRAIN_STEPS,
+        TARGET_DATASETS,
+        ZOO_MODELS,
+        dataset_spec,
+        model_spec,
+        recommended_budget,
+    )
 
-    from services.common.diffusion.zoo import TARGET_DATASETS, ZOO_MODELS, dataset_spec, model_spec, recommended_budget
-
+    pretrain_steps = PRETRAIN_STEPS if pretrain_steps is None else pretrain_steps
     pick_m = [model_spec(n) for n in models.split(",") if n] or list(ZOO_MODELS)
     pick_t = [dataset_spec(n) for n in targets.split(",") if n] or list(TARGET_DATASETS)
     plan = Plan(pick_m, pick_t, replace(recommended_budget(), mode=mode), pretrain_steps=pretrain_steps)
@@ -436,7 +445,8 @@ def write_outputs(out: Path, plan: Plan, client: httpx.Client, *, wall_seconds: 
             w.writerow([a] + [0.0 if a == b else dist.get((a, b), "") for b in order])
     summary = summarise(rows, plan)
     summary["wall_seconds"] = wall_seconds
-    summary["command"] = "atelier zoo build --out " + str(out)
+    summary["command"] = f"atelier zoo build --out {out} --pretrain-steps {plan.pretrain_steps}"
+    summary["pretraining"] = plan.pretraining
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
 
@@ -478,7 +488,7 @@ def summarise(rows: dict[tuple[str, str, int], dict], plan: Plan) -> dict:
 
 
 # ----------------------------------------------------------------------------- the whole run
-def build(out: Path = DEFAULT_OUT, *, workers: int = 2, models: str = "", targets: str = "", pretrain_steps: int = 1000,
+def build(out: Path = DEFAULT_OUT, *, workers: int = 2, models: str = "", targets: str = "", pretrain_steps: int | None = None,
           database_url: str | None = None, broker_url: str | None = None, url: str | None = None,
           key: str | None = None, mode: str = "memlean", run: bool = True, say: Say = print) -> dict:
     """Pretrain what is missing, measure every pair through the API, write the files. Resumable.

@@ -138,6 +138,18 @@ def test_short_pretrain_lowers_val_loss_and_writes_loadable_bundle(tmp_path):
     assert any(not torch.equal(init[k], saved[k]) for k in init)
 
 
+def test_samples_are_judged_by_the_source_they_resemble():
+    shapes, _ = zoo._domain_images("shapes", 64, seed=5)  # stand-ins for a shapes model's samples
+    verdict = zoo.judge_samples(shapes, ("shapes",), num_real=128)
+    assert verdict["recognisable"] and verdict["fid_own"] < verdict["fid_nearest_other"]
+    assert verdict["own_fraction"] > 2 / len(zoo.SOURCE_DOMAINS)  # per image: twice chance at least
+    assert set(verdict["fid_by_domain"]) == set(zoo.SOURCE_DOMAINS)
+    stripes, _ = zoo._domain_images("stripes", 64, seed=5)  # the same judge, samples of another source
+    wrong = zoo.judge_samples(stripes, ("shapes",), num_real=128)
+    assert not wrong["recognisable"] and wrong["nearest_other"] == "stripes"
+    assert wrong["own_fraction"] < verdict["own_fraction"]
+
+
 def test_budget_and_time_estimate_are_consistent():
     budget = zoo.recommended_budget()
     assert budget.mode == "memlean"

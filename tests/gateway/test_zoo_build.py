@@ -51,7 +51,8 @@ def test_summary_counts_best_models_and_compares_noise_with_spread():
 
 
 def test_a_resumed_build_pretrains_only_models_with_pairs_left(tmp_path):
-    plan = zoobuild.make_plan(models="zoo-unet-lowattn,zoo-unet-heads16", targets="target-shapes-warm")
+    plan = zoobuild.make_plan(models="zoo-unet-lowattn,zoo-unet-heads16", targets="target-shapes-warm",
+                              pretrain_steps=1000)
     plan.noise_targets = ()
     plan.runs = plan.pair_runs()
     journal = tmp_path / "runs.jsonl"
@@ -72,7 +73,9 @@ def test_a_resumed_build_pretrains_only_models_with_pairs_left(tmp_path):
 
 
 def test_pairs_and_cached_models_of_another_pretraining_recipe_are_not_reused(tmp_path):
-    plan = zoobuild.make_plan(models="zoo-unet-lowattn,zoo-unet-heads16", targets="target-shapes-warm")
+    assert zoobuild.make_plan().pretrain_steps == zoo.PRETRAIN_STEPS == 4000
+    plan = zoobuild.make_plan(models="zoo-unet-lowattn,zoo-unet-heads16", targets="target-shapes-warm",
+                              pretrain_steps=1000)
     plan.noise_targets = ()
     plan.runs = plan.pair_runs()
     budget = plan.budget.to_dict()

@@ -404,6 +404,14 @@ def write_outputs(out: Path, plan: Plan, client: httpx.Client, *, wall_seconds: 
     """The benchmark-format files plus summary.json, from the journal and the selection service."""
     from services.common.diffusion.zoo import parameter_counts
 
+    datasets = {d["name"]: d for d in _check(client.get("/v1/selection/datasets"), "list datasets")}
+    unprofiled = [n for n in [t.name for t in plan.targets] + [source_dataset_name(m.source_domains[0])
+                                                              for m in plan.models]
+                  if not (datasets.get(n) or {}).get("profile")]
+    if unprofiled:  # e.g. --write-only against a fresh database: never overwrite the files with blanks
+        raise RuntimeError(f"{len(unprofiled)} dataset(s) are not profiled in this selection service "
+                           f"({', '.join(unprofiled[:3])}, ...): run the build without --write-only, which "
+                           "registers and profiles them and runs no pair the journal already has")
     rows = read_journal(out / "runs.jsonl", plan)
     main = [r for (m, d, s), r in sorted(rows.items()) if s == 0]
     with (out / "records.csv").open("w", newline="") as fh:
@@ -421,7 +429,6 @@ def write_outputs(out: Path, plan: Plan, client: httpx.Client, *, wall_seconds: 
         for spec in plan.models:
             w.writerow([spec.name, spec.kind, "latent" if spec.latent else "pixel", parameter_counts(spec)["total"],
                         source_dataset_name(spec.source_domains[0]), plan.budget.resolution, spec.architecture])
-    datasets = {d["name"]: d for d in _check(client.get("/v1/selection/datasets"), "list datasets")}
     with (out / "target_dataset_features.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["finetune_dataset", "size", "caption_mean_words", "caption_vocabulary"])

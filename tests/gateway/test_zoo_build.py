@@ -124,6 +124,20 @@ def test_rel_at_1_of_a_lower_is_better_metric_is_best_loss_over_chosen_loss():
     assert selection_metrics(np.array([0.0, 1.0, 0.5]), -loss)["rel@1"] == pytest.approx(1.0)
 
 
+def test_write_only_refuses_a_service_without_the_profiles_instead_of_writing_blanks(api, tmp_path):
+    from services.common.db import session_scope
+
+    with session_scope() as session:
+        session.execute(text("TRUNCATE models, datasets, finetune_results, dataset_similarity, graph_versions CASCADE"))
+    plan = zoobuild.make_plan(models="zoo-unet-deep3", targets="target-shapes-warm", pretrain_steps=1000)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "records.csv").write_text("kept\n")
+    with pytest.raises(RuntimeError, match="not profiled"):
+        zoobuild.write_outputs(out, plan, api, wall_seconds=None)
+    assert (out / "records.csv").read_text() == "kept\n" and not (out / "summary.json").exists()
+
+
 def test_reduced_build_through_the_api_is_resumable_and_loads_as_a_benchmark(api, celery_worker, tmp_path):
     from services.common.db import session_scope
 

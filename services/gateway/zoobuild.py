@@ -136,9 +136,9 @@ class Plan:
 
 
 def make_plan(*, models: str = "", targets: str = "", pretrain_steps: int | None = None,
-              mode: str = "memlean") -> Plan:
-    """The plan of a build (pretraining steps default to zoo.PRETRAIN_STEPS; the pretraining batch size
-    and learning rate are the fields' defaults)."""
+              pair_steps: int | None = None, mode: str = "memlean") -> Plan:
+    """The plan of a build (pretraining steps default to zoo.PRETRAIN_STEPS, pair steps to the recommended
+    budget's; the pretraining batch size and learning rate are the fields' defaults)."""
     from services.common.diffusion.zoo import (
         PRETRAIN_STEPS,
         TARGET_DATASETS,
@@ -151,7 +151,10 @@ def make_plan(*, models: str = "", targets: str = "", pretrain_steps: int | None
     pretrain_steps = PRETRAIN_STEPS if pretrain_steps is None else pretrain_steps
     pick_m = [model_spec(n) for n in models.split(",") if n] or list(ZOO_MODELS)
     pick_t = [dataset_spec(n) for n in targets.split(",") if n] or list(TARGET_DATASETS)
-    plan = Plan(pick_m, pick_t, replace(recommended_budget(), mode=mode), pretrain_steps=pretrain_steps)
+    budget = replace(recommended_budget(), mode=mode)
+    if pair_steps is not None:
+        budget = replace(budget, steps=pair_steps)
+    plan = Plan(pick_m, pick_t, budget, pretrain_steps=pretrain_steps)
     plan.runs = plan.pair_runs()
     return plan
 
@@ -452,7 +455,8 @@ def write_outputs(out: Path, plan: Plan, client: httpx.Client, *, wall_seconds: 
             w.writerow([a] + [0.0 if a == b else dist.get((a, b), "") for b in order])
     summary = summarise(rows, plan)
     summary["wall_seconds"] = wall_seconds
-    summary["command"] = f"atelier zoo build --out {out} --pretrain-steps {plan.pretrain_steps}"
+    summary["command"] = (f"atelier zoo build --out {out} --pretrain-steps {plan.pretrain_steps} "
+                          f"--pair-steps {plan.budget.steps}")
     summary["pretraining"] = plan.pretraining
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
@@ -496,13 +500,14 @@ def summarise(rows: dict[tuple[str, str, int], dict], plan: Plan) -> dict:
 
 # ----------------------------------------------------------------------------- the whole run
 def build(out: Path = DEFAULT_OUT, *, workers: int = 2, models: str = "", targets: str = "", pretrain_steps: int | None = None,
+          pair_steps: int | None = None,
           database_url: str | None = None, broker_url: str | None = None, url: str | None = None,
           key: str | None = None, mode: str = "memlean", run: bool = True, say: Say = print) -> dict:
     """Pretrain what is missing, measure every pair through the API, write the files. Resumable.
 
     run=False only (re)writes the files from the journal of the pairs measured so far.
     """
-    plan = make_plan(models=models, targets=targets, pretrain_steps=pretrain_steps, mode=mode)
+    plan = make_plan(models=models, targets=targets, pretrain_steps=pretrain_steps, pair_steps=pair_steps, mode=mode)
     cache = zoo_cache()
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()

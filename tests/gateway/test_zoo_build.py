@@ -74,6 +74,9 @@ def test_a_resumed_build_pretrains_only_models_with_pairs_left(tmp_path):
 
 def test_pairs_and_cached_models_of_another_pretraining_recipe_are_not_reused(tmp_path):
     assert zoobuild.make_plan().pretrain_steps == zoo.PRETRAIN_STEPS == 4000
+    assert zoobuild.make_plan().budget == zoo.recommended_budget()
+    fifty = zoobuild.make_plan(models="zoo-unet-lowattn", targets="target-shapes-warm", pair_steps=50)
+    assert fifty.budget.steps == 50 and fifty.budget_hash != zoobuild.make_plan().budget_hash
     plan = zoobuild.make_plan(models="zoo-unet-lowattn,zoo-unet-heads16", targets="target-shapes-warm",
                               pretrain_steps=1000)
     plan.noise_targets = ()

@@ -313,7 +313,8 @@ ZOO_MODELS: list[ZooModel] = [
 
 # Pretraining steps (batch 32, lr 1e-3, cosine): at 1000 steps the samples were not recognisable
 # (zoo-unet-lowattn: held-out loss 0.038, own-source FID 3.13 vs 2.31 for "noise", DDPM 200); at
-# 4000 they are (loss 0.018, 1.59 vs 1.84). About 0.34 s per step on one CPU thread for that model.
+# 4000 they are (loss 0.018, 1.59 vs 1.84), as for deep3, deep3mid and midattn, but not yet for heads16
+# (3.27 vs 2.49). 0.19-0.39 s per fp32 step on one CPU thread for those five models.
 PRETRAIN_STEPS = 4000
 TARGET_N = 512  # images per target dataset (the budget measured below trains on these)
 

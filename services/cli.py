@@ -241,9 +241,15 @@ def zoo_build(
     pretrain_steps: Annotated[Optional[int], typer.Option(
         help="Pretraining steps of each model (default: 4000, zoo.PRETRAIN_STEPS; the committed records "
              "were measured at 1000). Part of the model's recipe: pairs of another recipe are re-measured.")] = None,
+    pretrain_rounds: Annotated[Optional[int], typer.Option(
+        help="At most this many rounds of --pretrain-steps, until a model's samples are recognisable (default: "
+             "2, zoo.PRETRAIN_MAX_ROUNDS; the committed records: 1). Part of the recipe.")] = None,
     pair_steps: Annotated[Optional[int], typer.Option(
         help="Fine-tuning steps of every pair (default: 35, zoo.recommended_budget(); the committed records "
              "were measured at 50). Part of the budget: pairs of another budget are re-measured.")] = None,
+    models_dir: Annotated[Optional[Path], typer.Option(
+        help="Where the pretrained models are kept and looked for (default: OUT/models, committed with the "
+             "records they measured).")] = None,
     database_url: Annotated[Optional[str], typer.Option(help="Database of the local platform.")] = None,
     broker_url: Annotated[Optional[str], typer.Option(help="Broker of the local platform.")] = None,
     url: Annotated[Optional[str], typer.Option(help="Use a running gateway instead of a local platform.")] = None,
@@ -257,7 +263,8 @@ def zoo_build(
     """Pretrain the zoo, fine-tune every (model, target) pair as a job, write the records. Resumable."""
     from services.gateway.zoobuild import build
 
-    build(out, workers=workers, models=models, targets=targets, pretrain_steps=pretrain_steps, pair_steps=pair_steps,
+    build(out, workers=workers, models=models, targets=targets, pretrain_steps=pretrain_steps,
+          pretrain_rounds=pretrain_rounds, pair_steps=pair_steps, models_dir=models_dir,
           database_url=database_url, broker_url=broker_url, url=url, key=key, mode=mode, run=run, say=typer.echo)
 
 

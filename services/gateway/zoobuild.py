@@ -4,7 +4,8 @@ Every (model, target) pair is a `POST /v1/training/jobs` job run by Celery worke
 `PairBudget`); the job records its held-out denoising loss with the selection service (a graph edge)
 and reports FID/KID beside it. The driver only registers, submits, polls and writes files:
 
-1. pretrain the 10 zoo models that are not in the cache yet (local subprocesses, one per worker);
+1. pretrain the 10 zoo models that are not in OUT/models yet (local subprocesses, one per worker), each
+   in rounds until its samples are recognisable; the models are kept beside the records they measured;
 2. generate the 32 targets and one sample of each model's source domain; register all of them
    and the models with the selection service; profile every dataset (jobs on the cpu queue);
 3. submit every pair not in the journal (Idempotency-Key = pair + seed + budget + model recipe, so
@@ -46,7 +47,7 @@ NOISE_TARGETS = ("target-shapes-warm", "target-digits-gray", "target-waves-cool"
 SOURCE_SAMPLE = 512  # images of each model's source domain registered (and profiled) as a dataset
 FINISHED = ("succeeded", "failed", "cancelled")
 # The pretraining recipe of every row journalled before rows named theirs (`model_recipe`).
-LEGACY_PRETRAINING = {"steps": 1000, "batch_size": 32, "lr": 1e-3}
+LEGACY_PRETRAINING = {"steps": 1000, "batch_size": 32, "lr": 1e-3, "max_rounds": 1}
 Say = Callable[[str], None]
 
 
@@ -83,6 +84,7 @@ class Plan:
     pretrain_steps: int = 4000  # make_plan sets zoo.PRETRAIN_STEPS
     pretrain_batch_size: int = 32
     pretrain_lr: float = 1e-3
+    pretrain_max_rounds: int = 2  # make_plan sets zoo.PRETRAIN_MAX_ROUNDS
     num_samples: int = 16  # samples per run for FID/KID beside the loss
     sample_steps: int = 10
     runs: list[PairRun] = field(default_factory=list)
@@ -95,7 +97,8 @@ class Plan:
 
     @property
     def pretraining(self) -> dict[str, Any]:
-        return {"steps": self.pretrain_steps, "batch_size": self.pretrain_batch_size, "lr": self.pretrain_lr}
+        return {"steps": self.pretrain_steps, "batch_size": self.pretrain_batch_size, "lr": self.pretrain_lr,
+                "max_rounds": self.pretrain_max_rounds}
 
     def model_recipe(self, name: str) -> dict[str, Any]:
         """What a measured pair's model is: its spec (architecture, source, seed) and pretraining."""
@@ -136,10 +139,12 @@ class Plan:
 
 
 def make_plan(*, models: str = "", targets: str = "", pretrain_steps: int | None = None,
-              pair_steps: int | None = None, mode: str = "memlean") -> Plan:
-    """The plan of a build (pretraining steps default to zoo.PRETRAIN_STEPS, pair steps to the recommended
-    budget's; the pretraining batch size and learning rate are the fields' defaults)."""
+              pretrain_rounds: int | None = None, pair_steps: int | None = None, mode: str = "memlean") -> Plan:
+    """The plan of a build (pretraining steps and rounds default to zoo.PRETRAIN_STEPS and
+    zoo.PRETRAIN_MAX_ROUNDS, pair steps to the recommended budget's; the pretraining batch size and
+    learning rate are the fields' defaults)."""
     from services.common.diffusion.zoo import (
+        PRETRAIN_MAX_ROUNDS,
         PRETRAIN_STEPS,
         TARGET_DATASETS,
         ZOO_MODELS,
@@ -154,7 +159,8 @@ def make_plan(*, models: str = "", targets: str = "", pretrain_steps: int | None
     budget = replace(recommended_budget(), mode=mode)
     if pair_steps is not None:
         budget = replace(budget, steps=pair_steps)
-    plan = Plan(pick_m, pick_t, budget, pretrain_steps=pretrain_steps)
+    plan = Plan(pick_m, pick_t, budget, pretrain_steps=pretrain_steps,
+                pretrain_max_rounds=PRETRAIN_MAX_ROUNDS if pretrain_rounds is None else pretrain_rounds)
     plan.runs = plan.pair_runs()
     return plan
 
@@ -172,12 +178,17 @@ def models_to_pretrain(plan: Plan, models_dir: Path, journal: Path | None = None
 
 
 def cached_as_planned(plan: Plan, models_dir: Path, name: str) -> bool:
-    """A cached model counts only if it was built from this spec with this pretraining recipe."""
+    """A cached model counts only if it was built from this spec with this pretraining recipe: the same
+    steps, batch size and lr, and rounds that this plan's max_rounds would also have stopped after (a model
+    recognisable after round 1 is the same model under any max_rounds)."""
+    from services.common.diffusion.zoo import pretraining_settles
+
     try:
         saved = json.loads((models_dir / name / "zoo.json").read_text())
         pre = saved["pretraining"]
-        return (saved["spec"] == plan.model_recipe(name)["spec"]
-                and {k: pre[k] for k in plan.pretraining} == plan.pretraining)
+        recipe = {k: v for k, v in plan.pretraining.items() if k != "max_rounds"}
+        return (saved["spec"] == plan.model_recipe(name)["spec"] and {k: pre[k] for k in recipe} == recipe
+                and pretraining_settles(pre, max_rounds=plan.pretrain_max_rounds))
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -187,12 +198,14 @@ def ensure_pretrained(plan: Plan, models_dir: Path, *, workers: int, say: Say, j
     missing = models_to_pretrain(plan, models_dir, journal)
     if not missing:
         return
-    say(f"pretraining {len(missing)} zoo model(s), {plan.pretrain_steps} steps each, {workers} at a time")
+    say(f"pretraining {len(missing)} zoo model(s), rounds of {plan.pretrain_steps} steps until recognisable "
+        f"(at most {plan.pretrain_max_rounds}), {workers} at a time")
     groups = [missing[i::workers] for i in range(workers) if missing[i::workers]]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     procs = [subprocess.Popen([sys.executable, "-m", "services.common.diffusion.zoo", "--threads", "1", "pretrain",
                                str(models_dir), "--steps", str(plan.pretrain_steps),
                                "--batch-size", str(plan.pretrain_batch_size), "--lr", str(plan.pretrain_lr),
+                               "--max-rounds", str(plan.pretrain_max_rounds),
                                "--models", ",".join(m.name for m in group)], env=env, stdout=subprocess.PIPE, text=True)
              for group in groups]
     for proc in procs:
@@ -294,7 +307,7 @@ def register(client: httpx.Client, plan: Plan, models_dir: Path, folders: dict[s
             continue
         counts = parameter_counts(spec)
         _check(client.post("/v1/selection/models", json={
-            "name": spec.name, "ref": str(models_dir / spec.name), "family": spec.kind,
+            "name": spec.name, "ref": str((models_dir / spec.name).resolve()), "family": spec.kind,
             "architecture": spec.architecture, "num_parameters": counts["total"], "resolution": plan.budget.resolution,
             "pretraining_data": source_dataset_name(spec.source_domains[0]),
             "metadata": {"zoo": spec.to_dict(), "latent": spec.latent}}), f"register {spec.name}")
@@ -456,7 +469,7 @@ def write_outputs(out: Path, plan: Plan, client: httpx.Client, *, wall_seconds: 
     summary = summarise(rows, plan)
     summary["wall_seconds"] = wall_seconds
     summary["command"] = (f"atelier zoo build --out {out} --pretrain-steps {plan.pretrain_steps} "
-                          f"--pair-steps {plan.budget.steps}")
+                          f"--pretrain-rounds {plan.pretrain_max_rounds} --pair-steps {plan.budget.steps}")
     summary["pretraining"] = plan.pretraining
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
@@ -500,26 +513,28 @@ def summarise(rows: dict[tuple[str, str, int], dict], plan: Plan) -> dict:
 
 # ----------------------------------------------------------------------------- the whole run
 def build(out: Path = DEFAULT_OUT, *, workers: int = 2, models: str = "", targets: str = "", pretrain_steps: int | None = None,
-          pair_steps: int | None = None,
+          pretrain_rounds: int | None = None, pair_steps: int | None = None, models_dir: Path | None = None,
           database_url: str | None = None, broker_url: str | None = None, url: str | None = None,
           key: str | None = None, mode: str = "memlean", run: bool = True, say: Say = print) -> dict:
     """Pretrain what is missing, measure every pair through the API, write the files. Resumable.
 
     run=False only (re)writes the files from the journal of the pairs measured so far.
     """
-    plan = make_plan(models=models, targets=targets, pretrain_steps=pretrain_steps, pair_steps=pair_steps, mode=mode)
+    plan = make_plan(models=models, targets=targets, pretrain_steps=pretrain_steps, pretrain_rounds=pretrain_rounds,
+                     pair_steps=pair_steps, mode=mode)
     cache = zoo_cache()
+    models_dir = out / "models" if models_dir is None else models_dir
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     if run:
-        ensure_pretrained(plan, cache / "models", workers=workers, say=say, journal=out / "runs.jsonl")
+        ensure_pretrained(plan, models_dir, workers=workers, say=say, journal=out / "runs.jsonl")
     folders = ensure_datasets(plan, cache / "data")
     say(f"zoo: {len(plan.models)} models x {len(plan.targets)} targets; budget {plan.budget.to_dict()}")
 
     def measure(base: str, api_key: str) -> dict:
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {api_key}"}, timeout=60) as client:
             if run:
-                register(client, plan, cache / "models", folders)
+                register(client, plan, models_dir, folders)
                 profile_all(client, sorted(folders), say=say)
                 run_pairs(client, plan, out / "runs.jsonl", say=say)
             summary = write_outputs(out, plan, client, wall_seconds=None)

@@ -138,6 +138,44 @@ def test_short_pretrain_lowers_val_loss_and_writes_loadable_bundle(tmp_path):
     assert any(not torch.equal(init[k], saved[k]) for k in init)
 
 
+def test_pretraining_runs_rounds_until_recognisable_and_a_later_call_continues_the_saved_model(tmp_path, monkeypatch):
+    spec = zoo.model_spec("zoo-unet-deep3mid")
+    verdicts = []  # the check's answers, in order (the real check is tested below; this tests the rounds)
+    monkeypatch.setattr(zoo, "recognisability", lambda *a, **k: {"recognisable": verdicts.pop(0)})
+    tiny = dict(steps=3, batch_size=4, lr=2e-3, n_source=16, eval_size=4, eval_repeats=1)
+    with pytest.raises(ValueError, match="recognisability check"):
+        zoo.pretrain_zoo_model(spec, tmp_path / "x", max_rounds=2, check=False, **tiny)
+
+    verdicts[:] = [False]
+    first = zoo.pretrain_zoo_model(spec, tmp_path / "resumed", max_rounds=1, **tiny)
+    assert first["rounds_used"] == 1 and first["total_steps"] == 3 and not verdicts
+    verdicts[:] = [False, True]
+    later = zoo.pretrain_zoo_model(spec, tmp_path / "resumed", max_rounds=3, **tiny)
+    assert later["rounds_used"] == 3 and later["recognisability"]["recognisable"] and not verdicts
+    assert [r["seed"] for r in later["rounds"]] == [0, 1, 2]  # a new data order every round
+    # round 2 started from the saved round-1 weights: its starting loss is round 1's final loss
+    assert later["rounds"][1]["initial_val_loss"] == pytest.approx(later["rounds"][0]["final_val_loss"], rel=1e-6)
+    assert zoo.pretraining_settles(later, max_rounds=3) and zoo.pretraining_settles(later, max_rounds=5)
+    # nothing is left to do: no round runs, the saved stats come back
+    again = zoo.pretrain_zoo_model(spec, tmp_path / "resumed", max_rounds=3, **tiny)
+    assert again["rounds"] == later["rounds"]
+    # another recipe starts afresh
+    verdicts[:] = [True]
+    other = zoo.pretrain_zoo_model(spec, tmp_path / "resumed", max_rounds=3, **{**tiny, "lr": 1e-3})
+    assert other["rounds_used"] == 1 and other["rounds"][0]["seed"] == 0
+
+    # one call of two rounds makes the same model as one round and a continuation
+    verdicts[:] = [False, False]
+    zoo.pretrain_zoo_model(spec, tmp_path / "straight", max_rounds=2, **tiny)
+    verdicts[:] = [False]
+    zoo.pretrain_zoo_model(spec, tmp_path / "split", max_rounds=1, **tiny)
+    verdicts[:] = [False]
+    zoo.pretrain_zoo_model(spec, tmp_path / "split", max_rounds=2, **tiny)
+    straight = load_bundle(str(tmp_path / "straight")).denoiser.state_dict()
+    split = load_bundle(str(tmp_path / "split")).denoiser.state_dict()
+    assert all(torch.equal(straight[k], split[k]) for k in straight)
+
+
 def test_samples_are_judged_by_the_source_they_resemble():
     shapes, _ = zoo._domain_images("shapes", 64, seed=5)  # stand-ins for a shapes model's samples
     verdict = zoo.judge_samples(shapes, ("shapes",), num_real=128)

@@ -52,7 +52,7 @@ def test_summary_counts_best_models_and_compares_noise_with_spread():
 
 def test_a_resumed_build_pretrains_only_models_with_pairs_left(tmp_path):
     plan = zoobuild.make_plan(models="zoo-unet-lowattn,zoo-unet-heads16", targets="target-shapes-warm",
-                              pretrain_steps=1000)
+                              pretrain_steps=1000, pretrain_rounds=1)
     plan.noise_targets = ()
     plan.runs = plan.pair_runs()
     journal = tmp_path / "runs.jsonl"
@@ -64,7 +64,8 @@ def test_a_resumed_build_pretrains_only_models_with_pairs_left(tmp_path):
     cached = tmp_path / "models" / "zoo-unet-heads16" / "zoo.json"
     cached.parent.mkdir(parents=True)
     cached.write_text(json.dumps({"spec": zoo.model_spec("zoo-unet-heads16").to_dict(),
-                                  "pretraining": {"steps": 1000, "batch_size": 32, "lr": 0.001, "final_val_loss": 0.04}}))
+                                  "pretraining": {"steps": 1000, "batch_size": 32, "lr": 0.001, "final_val_loss": 0.04,
+                                                  "recognisability": {"recognisable": True}}}))
     assert zoobuild.models_to_pretrain(plan, tmp_path / "models", journal) == []
     # rows of a retired model stay in the journal but not in this plan's outputs
     rows = {("zoo-dit-wide", "target-shapes-warm", 0): {"value": 0.05},
@@ -78,7 +79,7 @@ def test_pairs_and_cached_models_of_another_pretraining_recipe_are_not_reused(tm
     fifty = zoobuild.make_plan(models="zoo-unet-lowattn", targets="target-shapes-warm", pair_steps=50)
     assert fifty.budget.steps == 50 and fifty.budget_hash != zoobuild.make_plan().budget_hash
     plan = zoobuild.make_plan(models="zoo-unet-lowattn,zoo-unet-heads16", targets="target-shapes-warm",
-                              pretrain_steps=1000)
+                              pretrain_steps=1000, pretrain_rounds=1)
     plan.noise_targets = ()
     plan.runs = plan.pair_runs()
     budget = plan.budget.to_dict()
@@ -108,7 +109,8 @@ def test_pairs_and_cached_models_of_another_pretraining_recipe_are_not_reused(tm
     cached = tmp_path / "models" / "zoo-unet-heads16" / "zoo.json"
     cached.parent.mkdir(parents=True)
     cached.write_text(json.dumps({"spec": zoo.model_spec("zoo-unet-heads16").to_dict(),
-                                  "pretraining": {"steps": 1000, "batch_size": 32, "lr": 0.001}}))
+                                  "pretraining": {"steps": 1000, "batch_size": 32, "lr": 0.001,
+                                                  "recognisability": {"recognisable": True}}}))
     assert zoobuild.cached_as_planned(plan, tmp_path / "models", "zoo-unet-heads16")
     assert not zoobuild.cached_as_planned(longer, tmp_path / "models", "zoo-unet-heads16")
     # and so is one whose spec changed under the same name
@@ -117,6 +119,37 @@ def test_pairs_and_cached_models_of_another_pretraining_recipe_are_not_reused(tm
     changed.write_text(json.dumps({"spec": {**zoo.model_spec("zoo-unet-lowattn").to_dict(), "seed": 1},
                                    "pretraining": {"steps": 1000, "batch_size": 32, "lr": 0.001}}))
     assert not zoobuild.cached_as_planned(plan, tmp_path / "models", "zoo-unet-lowattn")
+
+
+def test_a_cached_model_counts_for_every_max_rounds_that_would_have_stopped_where_it_did(tmp_path):
+    def cache(name, rounds):
+        path = tmp_path / name / "zoo.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"spec": zoo.model_spec(name).to_dict(), "pretraining": {
+            "steps": 4000, "batch_size": 32, "lr": 0.001, "max_rounds": len(rounds),
+            "rounds": [{"recognisability": {"recognisable": ok}} for ok in rounds]}}))
+
+    one, two = (zoobuild.make_plan(models="zoo-unet-lowattn,zoo-unet-heads16", targets="target-shapes-warm",
+                                   pretrain_rounds=r) for r in (1, 2))
+    assert one.pretraining["max_rounds"] == 1 and two.pretraining["max_rounds"] == 2 == zoo.PRETRAIN_MAX_ROUNDS
+    assert one.recipe_hash("zoo-unet-lowattn") != two.recipe_hash("zoo-unet-lowattn")
+    cache("zoo-unet-lowattn", [True])  # recognisable after round 1: the same model whatever the cap
+    assert zoobuild.cached_as_planned(one, tmp_path, "zoo-unet-lowattn")
+    assert zoobuild.cached_as_planned(two, tmp_path, "zoo-unet-lowattn")
+    cache("zoo-unet-heads16", [False])  # stopped at a cap of 1: a cap of 2 trains it on
+    assert zoobuild.cached_as_planned(one, tmp_path, "zoo-unet-heads16")
+    assert not zoobuild.cached_as_planned(two, tmp_path, "zoo-unet-heads16")
+    assert [m.name for m in zoobuild.models_to_pretrain(two, tmp_path)] == ["zoo-unet-heads16"]
+    cache("zoo-unet-heads16", [False, False])  # two rounds are more than a cap of 1 makes
+    assert zoobuild.cached_as_planned(two, tmp_path, "zoo-unet-heads16")
+    assert not zoobuild.cached_as_planned(one, tmp_path, "zoo-unet-heads16")
+    # the legacy rows (1000 steps, one round) count only for that recipe
+    legacy = zoobuild.make_plan(models="zoo-unet-lowattn", targets="target-shapes-warm", pretrain_steps=1000,
+                                pretrain_rounds=1)
+    assert legacy.pretraining == zoobuild.LEGACY_PRETRAINING
+    row = {"model": "zoo-unet-lowattn", "dataset": "target-shapes-warm", "seed": 0, "value": 0.1}
+    assert legacy.measured_here(row)
+    assert not zoobuild.make_plan(models="zoo-unet-lowattn", pretrain_steps=1000).measured_here(row)
 
 
 def test_rel_at_1_of_a_lower_is_better_metric_is_best_loss_over_chosen_loss():

@@ -311,11 +311,13 @@ ZOO_MODELS: list[ZooModel] = [
              ("photo-temple",), 110, "UNet 32-72, cross-attention at full 16x16 resolution and mid, heads of 16"),
 ]
 
-# Pretraining steps (batch 32, lr 1e-3, cosine): at 1000 steps the samples were not recognisable
+# Pretraining (batch 32, lr 1e-3, cosine): at 1000 steps the samples were not recognisable
 # (zoo-unet-lowattn: held-out loss 0.038, own-source FID 3.13 vs 2.31 for "noise", DDPM 200); at
-# 4000 they are (loss 0.018, 1.59 vs 1.84), as for deep3, deep3mid and midattn, but not yet for heads16
-# (3.27 vs 2.49). 0.19-0.39 s per fp32 step on one CPU thread for those five models.
+# 4000 they are (loss 0.018, 1.59 vs 1.84), as for deep3, deep3mid and midattn, but not for heads16
+# (3.27 vs 2.49). So a model trains in rounds of PRETRAIN_STEPS until its samples are recognisable,
+# at most PRETRAIN_MAX_ROUNDS rounds. 0.19-0.39 s per fp32 step on one CPU thread for those five.
 PRETRAIN_STEPS = 4000
+PRETRAIN_MAX_ROUNDS = 2
 TARGET_N = 512  # images per target dataset (the budget measured below trains on these)
 
 
@@ -443,52 +445,117 @@ def judge_samples(fake: torch.Tensor, own_domains: tuple[str, ...], *, domains: 
             "own_fraction": own_fraction, "recognisable": bool(others) and own < min(others.values())}
 
 
-def pretrain_zoo_model(spec: ZooModel, out_dir, *, steps: int, batch_size: int, lr: float, mode: str = "fp32",
-                       n_source: int = 2048, lr_schedule: str = "cosine", warmup_steps: int | None = None,
-                       eval_size: int = 64, eval_repeats: int = 2, data_seed: int = 0, train_seed: int = 0,
-                       check: bool = True, check_samples: int = 64, data_dir=None, device: str = "cpu",
-                       progress: Callable[[float, str, dict], None] | None = None) -> dict:
-    """Pretrain `spec` from its random init on its source domain(s); save the bundle to out_dir.
+def pretrain_zoo_model(spec: ZooModel, out_dir, *, steps: int, batch_size: int, lr: float, max_rounds: int = 1,
+                       mode: str = "fp32", n_source: int = 2048, lr_schedule: str = "cosine",
+                       warmup_steps: int | None = None, eval_size: int = 64, eval_repeats: int = 2, data_seed: int = 0,
+                       train_seed: int = 0, check: bool = True, check_samples: int = 64, data_dir=None,
+                       device: str = "cpu", progress: Callable[[float, str, dict], None] | None = None) -> dict:
+    """Pretrain `spec` on its source domain(s) until its samples are recognisable; save the bundle to out_dir.
+
+    Training runs in rounds of `steps` (each a warm restart of the learning-rate schedule, with its own
+    data order) until the recognisability check passes or `max_rounds` rounds ran. The model is saved
+    after every round, and a call finds and continues a saved model of the same spec and recipe that
+    stopped unrecognised, so an interrupted or extended pretraining does not start over. Rounds are
+    deterministic, so a model that passed after round r is the same model under any max_rounds >= r.
 
     out_dir gets the diffusers-loadable bundle (unet/ or transformer/, text_encoder/, tokenizer/,
     scheduler/, atelier.json) plus zoo.json (spec and these stats). Returns measured stats: held-out
-    denoising loss before/after, wall seconds, and (check=True) the recognisability FIDs.
+    denoising loss before/after, wall seconds, per-round stats and (check=True) the recognisability FIDs.
     """
     from services.training.memlean.trainer import TrainingConfig, run_training
 
+    if max_rounds < 1 or (max_rounds > 1 and not check):
+        raise ValueError("max_rounds must be >= 1, and rounds after the first need the recognisability check")
     out = Path(out_dir)
     started = time.perf_counter()
-    bundle = build_zoo_model(spec)
+    recipe = {"steps": steps, "batch_size": batch_size, "lr": lr}
+    rounds = saved_rounds(spec, out, recipe, max_rounds=max_rounds)
+    bundle = load_bundle(str(out)) if rounds else build_zoo_model(spec)
     with tempfile.TemporaryDirectory(prefix="zoo-pretrain-") as tmp:
-        source_dir = Path(data_dir) if data_dir is not None else Path(tmp) / "source"
-        if not (source_dir / "metadata.jsonl").is_file():
-            generate_source_dataset(spec, source_dir, n=n_source, seed=data_seed)
-        dataset = load_imagefolder(source_dir, resolution=RESOLUTION)
-        config = TrainingConfig(
-            mode=mode, steps=steps, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
-            warmup_steps=min(steps, max(1, steps // 20)) if warmup_steps is None else warmup_steps,
-            seed=train_seed, eval_seed=0, eval_size=eval_size, eval_repeats=eval_repeats, num_samples=0,
-            max_grad_norm=1.0, device=device,
-        )
-        outcome = run_training(bundle, dataset, config, artifact_dir=Path(tmp) / "run",
-                               progress=progress or (lambda *a: None))
-    train_seconds = time.perf_counter() - started
+        dataset = None
+        while not rounds or (not _round_recognised(rounds[-1]) and len(rounds) < max_rounds):
+            if dataset is None:
+                source_dir = Path(data_dir) if data_dir is not None else Path(tmp) / "source"
+                if not (source_dir / "metadata.jsonl").is_file():
+                    generate_source_dataset(spec, source_dir, n=n_source, seed=data_seed)
+                dataset = load_imagefolder(source_dir, resolution=RESOLUTION)
+            seed = train_seed + len(rounds)  # a new data order and noises for every round
+            config = TrainingConfig(
+                mode=mode, steps=steps, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
+                warmup_steps=min(steps, max(1, steps // 20)) if warmup_steps is None else warmup_steps,
+                seed=seed, eval_seed=0, eval_size=eval_size, eval_repeats=eval_repeats, num_samples=0,
+                max_grad_norm=1.0, device=device,
+            )
+            t0 = time.perf_counter()
+            outcome = run_training(bundle, dataset, config, artifact_dir=Path(tmp) / f"run{len(rounds)}",
+                                   progress=progress or (lambda *a: None))
+            this = {"seed": seed, "initial_val_loss": outcome.initial_val_loss,
+                    "final_val_loss": outcome.final_val_loss, "median_step_seconds": outcome.median_step_seconds,
+                    "train_seconds": time.perf_counter() - t0}
+            if check:
+                t0 = time.perf_counter()
+                this["recognisability"] = recognisability(bundle, spec, num_samples=check_samples)
+                this["check_seconds"] = time.perf_counter() - t0
+            rounds.append(this)
+            bundle.to("cpu").save(out)  # after every round: an interruption costs at most one round
+            stats = _pretraining_stats(spec, bundle, recipe, rounds, max_rounds=max_rounds, mode=mode,
+                                       lr_schedule=lr_schedule, n_source=n_source, device=device)
+            (out / "zoo.json").write_text(json.dumps({"spec": spec.to_dict(), "pretraining": stats}, indent=2) + "\n")
+            bundle.to(device)
+    stats = _pretraining_stats(spec, bundle, recipe, rounds, max_rounds=max_rounds, mode=mode,
+                               lr_schedule=lr_schedule, n_source=n_source, device=device)
+    stats["path"] = str(out)
+    stats["seconds"] = time.perf_counter() - started  # this call's wall time (0 rounds when nothing was left)
+    return stats
+
+
+def _round_recognised(round_stats: dict) -> bool:
+    return bool(round_stats.get("recognisability", {}).get("recognisable"))
+
+
+def saved_rounds(spec: ZooModel, out_dir, recipe: dict, *, max_rounds: int) -> list[dict]:
+    """The rounds of a model saved in out_dir that pretraining `spec` with `recipe` may build on.
+
+    [] (start afresh) unless zoo.json names this spec, the same steps, batch size and lr, and no more
+    rounds than max_rounds. A zoo.json from before rounds were recorded holds one round.
+    """
+    try:
+        saved = json.loads((Path(out_dir) / "zoo.json").read_text())
+        pre = saved["pretraining"]
+        if saved["spec"] != spec.to_dict() or any(pre.get(k) != v for k, v in recipe.items()):
+            return []
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    rounds = pre.get("rounds") or [{k: pre[k] for k in ("initial_val_loss", "final_val_loss", "median_step_seconds",
+                                                          "train_seconds", "recognisability", "check_seconds")
+                                    if k in pre}]
+    return [dict(r) for r in rounds] if len(rounds) <= max_rounds else []
+
+
+def pretraining_settles(saved_pretraining: dict, *, max_rounds: int) -> bool:
+    """Whether a saved model is what a recipe of max_rounds rounds (same steps, batch, lr) makes:
+    it stopped recognised within max_rounds, or unrecognised after exactly max_rounds."""
+    rounds = saved_pretraining.get("rounds") or [saved_pretraining]
+    if len(rounds) > max_rounds:
+        return False
+    return _round_recognised(rounds[-1]) or len(rounds) == max_rounds
+
+
+def _pretraining_stats(spec: ZooModel, bundle: DiffusionBundle, recipe: dict, rounds: list[dict], *, max_rounds: int,
+                       mode: str, lr_schedule: str, n_source: int, device: str) -> dict:
+    last = rounds[-1]
     stats = {
         "name": spec.name, "kind": spec.kind, "source_domains": list(spec.source_domains),
         "parameters": {"denoiser": bundle.num_parameters(), "total": bundle.num_parameters(include_text_encoder=True)},
-        "mode": mode, "steps": steps, "batch_size": batch_size, "lr": lr, "lr_schedule": lr_schedule,
-        "n_source": n_source, "device": device, "initial_val_loss": outcome.initial_val_loss, "final_val_loss": outcome.final_val_loss,
-        "median_step_seconds": outcome.median_step_seconds, "train_seconds": train_seconds,
-        "torch_threads": torch.get_num_threads(),
+        **recipe, "max_rounds": max_rounds, "rounds_used": len(rounds), "total_steps": recipe["steps"] * len(rounds),
+        "mode": mode, "lr_schedule": lr_schedule, "n_source": n_source, "device": device,
+        "initial_val_loss": rounds[0].get("initial_val_loss"), "final_val_loss": last.get("final_val_loss"),
+        "median_step_seconds": last.get("median_step_seconds"),
+        "train_seconds": sum(r.get("train_seconds", 0.0) for r in rounds), "torch_threads": torch.get_num_threads(),
+        "rounds": rounds,
     }
-    if check:
-        t0 = time.perf_counter()
-        stats["recognisability"] = recognisability(bundle, spec, num_samples=check_samples)
-        stats["check_seconds"] = time.perf_counter() - t0
-    bundle.to("cpu").save(out)
-    stats["path"] = str(out)
-    stats["seconds"] = time.perf_counter() - started
-    (out / "zoo.json").write_text(json.dumps({"spec": spec.to_dict(), "pretraining": stats}, indent=2) + "\n")
+    if "recognisability" in last:
+        stats["recognisability"] = last["recognisability"]
     return stats
 
 
@@ -659,6 +726,8 @@ def main(argv: list[str] | None = None) -> int:
     pre.add_argument("--steps", type=int, default=PRETRAIN_STEPS)
     pre.add_argument("--batch-size", type=int, default=32)
     pre.add_argument("--lr", type=float, default=1e-3)
+    pre.add_argument("--max-rounds", type=int, default=PRETRAIN_MAX_ROUNDS,
+                     help="rounds of --steps until the samples are recognisable")
     pre.add_argument("--mode", default="fp32")
     pre.add_argument("--device", default="cpu", help="cpu or cuda: a GPU pretrains the ten in minutes")
     est = sub.add_parser("estimate", help="measure per-pair seconds at the recommended budget")
@@ -678,7 +747,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "pretrain":
         for spec in pick:
             stats = pretrain_zoo_model(spec, Path(args.out) / spec.name, steps=args.steps, batch_size=args.batch_size,
-                                       lr=args.lr, mode=args.mode, device=args.device)
+                                       lr=args.lr, max_rounds=args.max_rounds, mode=args.mode,
+                                       device=args.device)
             print(json.dumps(stats), flush=True)
     else:
         for spec in pick:

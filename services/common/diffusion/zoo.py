@@ -526,16 +526,22 @@ def saved_rounds(spec: ZooModel, out_dir, recipe: dict, *, max_rounds: int) -> l
             return []
     except (OSError, ValueError, KeyError, TypeError):
         return []
-    rounds = pre.get("rounds") or [{k: pre[k] for k in ("initial_val_loss", "final_val_loss", "median_step_seconds",
-                                                          "train_seconds", "recognisability", "check_seconds")
-                                    if k in pre}]
+    rounds = _rounds_of(pre)
     return [dict(r) for r in rounds] if len(rounds) <= max_rounds else []
+
+
+def _rounds_of(saved_pretraining: dict) -> list[dict]:
+    """Per-round stats of a saved zoo.json; one written before rounds were recorded holds one round."""
+    pre = saved_pretraining
+    return pre.get("rounds") or [{k: pre[k] for k in ("initial_val_loss", "final_val_loss", "median_step_seconds",
+                                                      "train_seconds", "recognisability", "check_seconds")
+                                  if k in pre}]
 
 
 def pretraining_settles(saved_pretraining: dict, *, max_rounds: int) -> bool:
     """Whether a saved model is what a recipe of max_rounds rounds (same steps, batch, lr) makes:
     it stopped recognised within max_rounds, or unrecognised after exactly max_rounds."""
-    rounds = saved_pretraining.get("rounds") or [saved_pretraining]
+    rounds = _rounds_of(saved_pretraining)
     if len(rounds) > max_rounds:
         return False
     return _round_recognised(rounds[-1]) or len(rounds) == max_rounds

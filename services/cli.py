@@ -239,14 +239,14 @@ def zoo_build(
     models: Annotated[str, typer.Option(help="Comma-separated zoo model names (default: all 10).")] = "",
     targets: Annotated[str, typer.Option(help="Comma-separated target names (default: all 32).")] = "",
     pretrain_steps: Annotated[Optional[int], typer.Option(
-        help="Pretraining steps of each model (default: 4000, zoo.PRETRAIN_STEPS; the committed records "
-             "were measured at 1000). Part of the model's recipe: pairs of another recipe are re-measured.")] = None,
+        help="Pretraining steps of each model (default: 4000, zoo.PRETRAIN_STEPS, as the committed "
+             "records). Part of the model's recipe: pairs of another recipe are re-measured.")] = None,
     pretrain_rounds: Annotated[Optional[int], typer.Option(
         help="At most this many rounds of --pretrain-steps, until a model's samples are recognisable (default: "
-             "2, zoo.PRETRAIN_MAX_ROUNDS; the committed records: 1). Part of the recipe.")] = None,
+             "2, zoo.PRETRAIN_MAX_ROUNDS, as the committed records). Part of the recipe.")] = None,
     pair_steps: Annotated[Optional[int], typer.Option(
-        help="Fine-tuning steps of every pair (default: 35, zoo.recommended_budget(); the committed records "
-             "were measured at 50). Part of the budget: pairs of another budget are re-measured.")] = None,
+        help="Fine-tuning steps of every pair (default: 35, zoo.recommended_budget(), as the committed "
+             "records). Part of the budget: pairs of another budget are re-measured.")] = None,
     models_dir: Annotated[Optional[Path], typer.Option(
         help="Where the pretrained models are kept and looked for (default: OUT/models, committed with the "
              "records they measured).")] = None,

@@ -705,7 +705,7 @@ def recommended_budget() -> PairBudget:
     Chosen from BUDGET_MEASUREMENTS: 50 steps took 38.6 s per job on the ten-UNet zoo (~122 min for the
     380 jobs with the noise repeats, over the 90-minute target); 35 steps take ~0.72 of that (~88 min for
     380, ~74 min for 320) and, on models pretrained 4000 steps, pick the same winners with best-second
-    gaps 16-179x the seed-to-seed noise. The committed records were measured at 50 steps.
+    gaps 16-179x the seed-to-seed noise. The committed records are measured with it (34.0 s per job).
     """
     return PairBudget()
 

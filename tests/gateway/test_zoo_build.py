@@ -218,3 +218,23 @@ def test_reduced_build_through_the_api_is_resumable_and_loads_as_a_benchmark(api
     assert zoo_rows.models["zoo-unet-deep3mid"].pretraining_data == "source-gradients"
     dist = zoo_rows.distance_matrix(include_external=True)
     assert np.isfinite(dist.loc["target-shapes-warm", "source-gradients"])
+
+
+def test_committed_zoo_is_the_default_plan_measured_whole():
+    """The committed models and records are what `atelier zoo build` with its defaults makes: a build
+    on a fresh clone pretrains nothing and runs no pair (a spec, recipe or budget change without a
+    rebuild fails here), and records.csv holds every seed-0 pair of the journal, metric and direction named."""
+    import csv
+
+    out = zoobuild.DEFAULT_OUT
+    plan = zoobuild.make_plan()
+    assert zoobuild.models_to_pretrain(plan, out / "models") == []
+    assert all(zoobuild.cached_as_planned(plan, out / "models", m.name) for m in plan.models)
+    measured = zoobuild.read_journal(out / "runs.jsonl", plan)
+    assert set(measured) == {(r.model, r.dataset, r.seed) for r in plan.runs}
+    with (out / "records.csv").open() as fh:
+        records = list(csv.DictReader(fh))
+    assert len(records) == len(plan.models) * len(plan.targets)
+    assert {(r["metric"], r["higher_is_better"]) for r in records} == {(zoobuild.METRIC, "false")}
+    journal_values = {(m, d): row["value"] for (m, d, s), row in measured.items() if s == 0}
+    assert {(r["model"], r["finetuned_dataset"]): float(r["value"]) for r in records} == pytest.approx(journal_values)

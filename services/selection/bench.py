@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .mc.evaluate import (
-    best_on_average, leave_one_dataset_out, lgbm_without_graph, nearest_dataset, random_method,
+    best_on_average, leave_one_dataset_out, lgbm_without_graph, nearest_dataset, nearest_pretraining, random_method,
     ranker_method, similarity_weighted, summarise,
 )
 from .mc.predictor import Ranker, RankerConfig
@@ -29,7 +29,8 @@ PRIMARY = "mc_sage"
 # The primary: a best-on-average / low-rank anchor, corrected by LightGBM (model, dataset,
 # evidence, GraphSAGE features) or similarity-weighted evidence with one shrinkage weight, plus
 # a graph-score term; all chosen by grouped inner CV with the one-SE rule (predictor.py).
-BASELINES = ("random", "best_on_average", "nearest_dataset", "similarity_weighted", "lightgbm_no_graph")
+BASELINES = ("random", "best_on_average", "nearest_dataset", "nearest_pretraining", "similarity_weighted",
+             "lightgbm_no_graph")
 
 
 def default_methods() -> dict:
@@ -37,6 +38,7 @@ def default_methods() -> dict:
         "random": random_method(0),
         "best_on_average": best_on_average,
         "nearest_dataset": nearest_dataset,
+        "nearest_pretraining": nearest_pretraining,
         "similarity_weighted": similarity_weighted,
         "lightgbm_no_graph": lgbm_without_graph(),
         PRIMARY: ranker_method(RankerConfig(embedding="sage")),

@@ -279,3 +279,25 @@ def test_other_embeddings_rank_the_known_answer(embedding):
     config = RankerConfig(embedding=embedding, inner_folds=3, graph_folds=2, lgbm_grid=FAST.lgbm_grid)
     res = leave_one_dataset_out(zoo, {"mc": ranker_method(config)}, ["d4"])
     assert res["mc"]["d4"].metrics["spearman"] > 0.5
+
+
+def test_nearest_pretraining_baseline_ranks_by_pretraining_distance_then_best_on_average():
+    from services.selection.mc.evaluate import best_on_average, nearest_pretraining
+
+    zoo = specialist_zoo(families=4)
+    zoo.models["u"] = ModelRow(name="u", family="unet", num_parameters=1e6, pretraining_data="unprofiled")
+    for k in range(4):
+        zoo.results.append(ResultRow("u", f"t{k}", "eval_accuracy", 0.6))
+    res = leave_one_dataset_out(zoo, {"near": nearest_pretraining}, ["t0", "t2"])
+    assert all(r.metrics["hit@1"] == 1.0 for r in res["near"].values())
+    tables = tables_from_zoo(zoo.without_results_of(["t1"]))
+    train = ["t0", "t2", "t3"]
+    score = dict(zip(tables.models, nearest_pretraining(tables, "t1", train)))
+    # s1 (distance 1), then g (3), then the other specialists (5, ties by best-on-average), then u (no distance)
+    assert max(score, key=score.get) == "s1" and score["g"] > max(score[f"s{j}"] for j in (0, 2, 3))
+    assert score["u"] == min(score.values())
+    # with no pretraining distances at all it is best-on-average
+    zoo.similarities = [s for s in zoo.similarities if not s.dataset_b.startswith("src")]
+    tables = tables_from_zoo(zoo.without_results_of(["t1"]))
+    near, boa = nearest_pretraining(tables, "t1", train), best_on_average(tables, "t1", train)
+    assert int(np.argmax(near)) == int(np.nanargmax(boa))

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import stats
 
 from .graph import GraphTables, tables_from_zoo
-from .predictor import TAUS, Ranker, RankerConfig, evidence_score, relative_quality
+from .predictor import TAUS, Ranker, RankerConfig, evidence_score, pretraining_distance, relative_quality
 from .records import Zoo
 
 Method = Callable[[GraphTables, str, list[str]], np.ndarray]  # (tables without target results, target, train) -> scores
@@ -64,6 +64,17 @@ def nearest_dataset(tables: GraphTables, target: str, train: list[str]) -> np.nd
     for j in range(X.shape[1]):
         out = np.where(np.isnan(out), X[:, j], out)
     return out
+
+
+def nearest_pretraining(tables: GraphTables, target: str, train: list[str]) -> np.ndarray:
+    """The model whose pretraining data is nearest the target first; models without a pretraining
+    distance after them, and ties, by best-on-average (so with no pretraining profiles it is that)."""
+    dist = pretraining_distance(tables, target)
+    boa = np.nan_to_num(best_on_average(tables, target, train), nan=-np.inf)
+    order = np.lexsort((-boa, np.where(np.isfinite(dist), dist, np.inf)))  # last key sorts first
+    score = np.empty(len(order))
+    score[order] = np.arange(len(order), 0, -1, dtype=float)
+    return score
 
 
 def choose_tau(tables: GraphTables, train: list[str]) -> float:

@@ -187,8 +187,7 @@ def feature_matrix(
         for j, c in enumerate(b.model_cols):
             add(c, b.model_feats[:, j])
         add("m_family", _family_codes(tables, categories if categories is not None else tables.families))
-        pretrain = (np.where(b.pretrain >= 0, b.dist[ti, np.maximum(b.pretrain, 0)], np.nan) if ti is not None
-                    else np.full(M, np.nan))
+        pretrain = pretraining_distance(tables, target)
         add("m_pretrain_distance", pretrain)
         add("m_pretrain_match", pretrain_match(pretrain))
     if "dataset" in families:
@@ -228,6 +227,15 @@ def feature_matrix(
     for j, c in enumerate(cols):
         F[:, j] = c
     return names, F
+
+
+def pretraining_distance(tables: GraphTables, target: str) -> np.ndarray:
+    """Per model, the distance from its pretraining dataset to the target (NaN where either has no profile)."""
+    b = _base(tables)
+    ti = b.dist_pos.get(target)
+    if ti is None:
+        return np.full(len(tables.models), np.nan)
+    return np.where(b.pretrain >= 0, b.dist[ti, np.maximum(b.pretrain, 0)], np.nan)
 
 
 def pretrain_match(pretrain_distance: np.ndarray) -> np.ndarray:

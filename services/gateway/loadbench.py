@@ -90,7 +90,7 @@ def prepare(data: Path | None, *, synthetic: bool = False) -> tuple[Any, Any, di
     if not synthetic and data.is_dir():
         zoo, _ = load_benchmark_dir(data)
         source = data.name
-        config = RankerConfig(embedding="sage", inner_folds=3, graph_folds=2, lgbm_grid=fast_lgbm)
+        config = RankerConfig(inner_folds=3, graph_folds=2, lgbm_grid=fast_lgbm)  # the primary, smaller
     else:
         zoo, source = synthetic_zoo(), "synthetic"
         # No GNN: the synthetic zoo is there to exercise the serving path quickly, not the ranker.

@@ -12,7 +12,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -25,10 +25,12 @@ from .mc.predictor import Ranker, RankerConfig
 from .mc.records import load_benchmark_dir
 
 PUBLISHED_TARGETS = ["stanfordcars", "svhn", "caltech101", "pets", "cifar100", "flowers", "smallnorb_label_elevation", "dtd"]
-PRIMARY = "mc_sage"
-# The primary: a best-on-average / low-rank anchor, corrected by LightGBM (model, dataset,
-# evidence, GraphSAGE features) or similarity-weighted evidence with one shrinkage weight, plus
-# a graph-score term; all chosen by grouped inner CV with the one-SE rule (predictor.py).
+PRIMARY = "mc_gat"
+# The primary is RankerConfig's defaults: a best-on-average / low-rank anchor, corrected by
+# LightGBM (model, dataset, neighbour and source evidence, GAT graph score, each model's standing
+# among the candidates) or similarity-weighted evidence with one shrinkage weight, plus graph-score
+# and pretraining-match terms; all chosen by grouped inner CV with the one-SE rule (predictor.py).
+PRIMARY_CONFIG = RankerConfig()
 BASELINES = ("random", "best_on_average", "nearest_dataset", "nearest_pretraining", "similarity_weighted",
              "lightgbm_no_graph")
 
@@ -41,31 +43,34 @@ def default_methods() -> dict:
         "nearest_pretraining": nearest_pretraining,
         "similarity_weighted": similarity_weighted,
         "lightgbm_no_graph": lgbm_without_graph(),
-        PRIMARY: ranker_method(RankerConfig(embedding="sage")),
+        PRIMARY: ranker_method(PRIMARY_CONFIG),
     }
+
+
+def _without(*families: str, **changes) -> RankerConfig:
+    return replace(PRIMARY_CONFIG, families=tuple(f for f in PRIMARY_CONFIG.families if f not in families), **changes)
 
 
 def ablation_methods() -> dict:
     """Each changes one thing of the primary."""
     return {
-        "mc_no_graph": ranker_method(RankerConfig(families=("model", "dataset", "evidence"), embedding="none")),
-        "mc_gat": ranker_method(RankerConfig(embedding="gat")),
-        "mc_node2vec": ranker_method(RankerConfig(embedding="node2vec")),
-        "mc_no_evidence": ranker_method(RankerConfig(families=("model", "dataset", "graph"), embedding="sage",
-                                                     priors=(), taus=())),
-        "mc_no_model_meta": ranker_method(RankerConfig(families=("dataset", "evidence", "graph"), embedding="sage")),
-        "mc_no_dataset_meta": ranker_method(RankerConfig(families=("model", "evidence", "graph"), embedding="sage")),
-        "mc_lgbm_only": ranker_method(RankerConfig(embedding="sage", blend_grid=(1.0,), corrections=("lgbm",),
-                                                   graph_grid=(0.0,))),
-        "mc_lambdarank": ranker_method(RankerConfig(embedding="sage", objective="lambdarank")),
-        "mc_cv_objective_graph": ranker_method(RankerConfig(embedding="sage", objective="auto", select_graph_family=True)),
-        "mc_boa_anchor": ranker_method(RankerConfig(embedding="sage", priors=("e_mean",))),
-        "mc_no_one_se": ranker_method(RankerConfig(embedding="sage", one_se=False)),
-        "mc_no_monotone": ranker_method(RankerConfig(embedding="sage", monotone=False)),
-        "mc_no_pretrain_term": ranker_method(RankerConfig(embedding="sage", pretrain_grid=(0.0,))),
+        "mc_no_graph": ranker_method(_without("graph", embedding="none")),
+        "mc_sage": ranker_method(replace(PRIMARY_CONFIG, embedding="sage")),
+        "mc_node2vec": ranker_method(replace(PRIMARY_CONFIG, embedding="node2vec")),
+        "mc_no_evidence": ranker_method(_without("evidence", priors=(), taus=())),
+        "mc_no_source": ranker_method(_without("source")),
+        "mc_no_relative": ranker_method(_without("relative")),
+        "mc_no_model_meta": ranker_method(_without("model")),
+        "mc_no_dataset_meta": ranker_method(_without("dataset")),
+        "mc_lgbm_only": ranker_method(replace(PRIMARY_CONFIG, blend_grid=(1.0,), corrections=("lgbm",), graph_grid=(0.0,))),
+        "mc_lambdarank": ranker_method(replace(PRIMARY_CONFIG, objective="lambdarank")),
+        "mc_cv_objective_graph": ranker_method(replace(PRIMARY_CONFIG, objective="auto", select_graph_family=True)),
+        "mc_boa_anchor": ranker_method(replace(PRIMARY_CONFIG, priors=("e_mean",))),
+        "mc_no_one_se": ranker_method(replace(PRIMARY_CONFIG, one_se=False)),
+        "mc_no_monotone": ranker_method(replace(PRIMARY_CONFIG, monotone=False)),
+        "mc_no_pretrain_term": ranker_method(replace(PRIMARY_CONFIG, pretrain_grid=(0.0,))),
         # the GNN's edge-regression score alone (is the graph signal worth blending at all?)
-        "gnn_only": ranker_method(RankerConfig(families=("graph",), embedding="sage", priors=(), corrections=(),
-                                               graph_grid=(1.0,))),
+        "gnn_only": ranker_method(replace(PRIMARY_CONFIG, families=("graph",), priors=(), corrections=(), graph_grid=(1.0,))),
     }
 
 
@@ -120,7 +125,7 @@ def latency_setup(zoo, *, n_models: int = 1000, seed: int = 0, config: RankerCon
         i += 1
     tables = tables_from_zoo(big)
     target = tables.datasets[0]
-    ranker = Ranker(config or RankerConfig(embedding="sage", inner_folds=3)).fit(tables, hide=[target])
+    ranker = Ranker(config or replace(PRIMARY_CONFIG, inner_folds=3)).fit(tables, hide=[target])
     return LatencySetup(big, tables, ranker, target, list(tables.models[:n_models]))
 
 

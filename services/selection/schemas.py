@@ -163,7 +163,7 @@ class RankResponse(BaseModel):
 
 
 class FitRequest(BaseModel):
-    embedding: Literal["sage", "gat", "node2vec", "none"] = "sage"
+    embedding: Literal["gat", "sage", "node2vec", "none"] = "gat"
     objective: Literal["regression", "lambdarank"] = "regression"
     evaluate: bool = Field(True, description="Also run the leave-one-dataset-out evaluation.")
     seed: int = 0

@@ -42,7 +42,12 @@ from .graph import GraphTables, memo, tables_from_zoo
 from .records import Zoo, flag_degenerate
 from .similarity import distance_to_weight
 
-FAMILIES = ("model", "dataset", "evidence", "graph")
+# feature families: model / dataset metadata, neighbour evidence, source evidence (quality near the
+# model's pretraining data, see source_evidence), the graph score, and "relative": each model's
+# standing among the candidates on the same target (see _relative)
+FAMILIES = ("model", "dataset", "evidence", "source", "graph", "relative")
+RELATIVE_OF = ("e_mean", "e_rmean", "e_sw", "e_rsw", "e_nn", "e_cf", "e_src", "m_pretrain_match", "g_score")
+SOURCE_TAUS = (0.5, 1.0)  # "source": evidence kernel over the distance from a model's pretraining data
 TAUS = (0.25, 0.5, 1.0, 2.0, 4.0, float("inf"))  # inf: plain mean (best-on-average)
 RANK_TAUS = (0.5, 2.0)
 CF_RANKS = (1, 2)  # low-rank collaborative-filtering features e_cf1, e_cf2
@@ -221,12 +226,63 @@ def feature_matrix(
         for r in CF_RANKS:
             fac = memo(tables, ("cf", tuple(context), r), lambda: low_rank_factors(X, r))  # target-independent
             add(f"e_cf{r}", cf_score(X, dist, r, factors=fac))
+    if "source" in families:
+        cj = np.array([b.pos[c] for c in context], dtype=int)
+        for tau in SOURCE_TAUS:
+            add(f"e_src{tau}", source_evidence(b, ti, ci, cj, tau))
     if "graph" in families and graph_score is not None:
         add("g_score", graph_score)
+    if "relative" in families:
+        for name, v in list(zip(names, cols)):
+            if name.startswith(RELATIVE_OF):
+                add(f"r_{name}", _relative(v))
     F = np.empty((M, len(cols)), dtype=np.float64)
     for j, c in enumerate(cols):
         F[:, j] = c
     return names, F
+
+
+def source_evidence(b: "_Base", ti: int | None, ci: np.ndarray, cj: np.ndarray, tau: float) -> np.ndarray:
+    """Each model's mean normalised quality on the context datasets that lie about as far from its
+    pretraining data as the target does (kernel exp(-|d(c, src) - d(t, src)| / tau'), tau' relative
+    to the spread of those gaps per model). A specialist shows its strength only near its own
+    source, a generalist everywhere; a target near a model's source is judged by that model's
+    results on the other datasets near it, whatever those datasets' similarity to the target."""
+    M = len(b.pretrain)
+    if ti is None or len(cj) == 0:
+        return np.full(M, np.nan)
+    ok_m = b.pretrain >= 0
+    p = np.maximum(b.pretrain, 0)
+    a = np.where(ok_m, b.dist[p, ti], np.nan)  # (M,) target's distance to each model's source
+    D = np.where((ci >= 0)[None, :], b.dist[np.ix_(p, np.maximum(ci, 0))], np.nan)  # (M, C)
+    gap = np.abs(D - a[:, None])
+    X, have = b.norm[:, cj], b.have[:, cj] & np.isfinite(gap)
+    with np.errstate(all="ignore"):
+        n = have.sum(axis=1)
+        g0 = np.where(have, gap, 0.0)
+        mean = g0.sum(axis=1) / np.maximum(n, 1)
+        scale = np.sqrt(np.where(have, (g0 - mean[:, None]) ** 2, 0.0).sum(axis=1) / np.maximum(n, 1))
+        scale = np.where(scale > 0, scale, 1.0)
+        w = np.where(have, np.exp(-np.nan_to_num(gap) / (tau * scale[:, None])), 0.0)
+        num = (w * np.where(have, X, 0.0)).sum(axis=1)
+        den = w.sum(axis=1)
+    return np.where(ok_m & (den > 0), num / np.maximum(den, 1e-12), np.nan)
+
+
+def _relative(v: np.ndarray) -> np.ndarray:
+    """Percentile of each model among the models on the same target (1 = the highest; ties share;
+    NaN stays NaN). Tree models compare a row with a threshold, never with the other rows of its
+    target; what decides a ranking is the standing among the candidates, so it is a feature."""
+    from scipy.stats import rankdata
+
+    v = np.asarray(v, dtype=float)
+    ok = np.isfinite(v)
+    n = int(ok.sum())
+    if n < 2:
+        return np.where(ok, 0.5, np.nan)
+    out = np.full(v.shape, np.nan)
+    out[ok] = (rankdata(v[ok]) - 1) / (n - 1)
+    return out
 
 
 def pretraining_distance(tables: GraphTables, target: str) -> np.ndarray:
@@ -280,7 +336,7 @@ def _predict(model, X: np.ndarray) -> np.ndarray:
 @dataclass
 class RankerConfig:
     families: tuple[str, ...] = FAMILIES
-    embedding: str = "sage"  # sage | gat | node2vec | none
+    embedding: str = "gat"  # gat | sage | node2vec | none
     inner_folds: int = 4  # grouped CV over training datasets (LightGBM out-of-fold predictions)
     graph_folds: int = 3  # encoders that give training rows graph scores without their dataset
     blend_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)  # shrinkage weight of the correction (vs the anchor)
@@ -324,8 +380,8 @@ def _lgbm(params: dict, objective: str, seed: int, monotone: list[int] | None = 
 def _monotone(names: Sequence[str]) -> list[int]:
     """+1 on the evidence of quality elsewhere (means, weighted means, nearest, low-rank) and on the
     nearness of a model's pretraining data (the premise of model selection by data similarity)."""
-    up = ("e_mean", "e_rmean", "e_min", "e_sw", "e_rsw", "e_nn", "e_cf", "m_pretrain_match")
-    return [1 if any(n.startswith(u) for u in up) else 0 for n in names]
+    up = ("e_mean", "e_rmean", "e_min", "e_sw", "e_rsw", "e_nn", "e_cf", "e_src", "m_pretrain_match")
+    return [1 if n.removeprefix("r_").startswith(up) else 0 for n in names]
 
 
 def _relevance(y: np.ndarray) -> np.ndarray:
@@ -517,7 +573,8 @@ class Ranker:
         has_g = "g_score" in col
         ggrid = cfg.graph_grid if has_g else (0.0,)
         # the pretraining-data match is a term only where it varies between models in training rows
-        has_p = "m_pretrain_match" in col and bool(np.nanstd(X[:, col["m_pretrain_match"]]) > 0)
+        pm = X[:, col["m_pretrain_match"]] if "m_pretrain_match" in col else np.zeros(0)
+        has_p = bool(np.isfinite(pm).sum() > 1 and np.std(pm[np.isfinite(pm)]) > 0)
         pgrid = (cfg.pretrain_grid or (0.0,)) if has_p else (0.0,)
         combos: list[tuple] = []
         for ai in (range(len(anchors)) if anchors else [None]):

@@ -17,13 +17,13 @@ T = TypeVar("T", bound="FitRequest")
 class FitRequest:
     """
     Attributes:
-        embedding (FitRequestEmbedding | Unset):  Default: FitRequestEmbedding.SAGE.
+        embedding (FitRequestEmbedding | Unset):  Default: FitRequestEmbedding.GAT.
         evaluate (bool | Unset): Also run the leave-one-dataset-out evaluation. Default: True.
         objective (FitRequestObjective | Unset):  Default: FitRequestObjective.REGRESSION.
         seed (int | Unset):  Default: 0.
     """
 
-    embedding: FitRequestEmbedding | Unset = FitRequestEmbedding.SAGE
+    embedding: FitRequestEmbedding | Unset = FitRequestEmbedding.GAT
     evaluate: bool | Unset = True
     objective: FitRequestObjective | Unset = FitRequestObjective.REGRESSION
     seed: int | Unset = 0

@@ -21,15 +21,15 @@ from .mc.evaluate import (
     best_on_average, leave_one_dataset_out, lgbm_without_graph, nearest_dataset, nearest_pretraining, random_method,
     ranker_method, similarity_weighted, summarise,
 )
-from .mc.predictor import Ranker, RankerConfig
+from .mc.predictor import FAMILIES, Ranker, RankerConfig
 from .mc.records import load_benchmark_dir
 
 PUBLISHED_TARGETS = ["stanfordcars", "svhn", "caltech101", "pets", "cifar100", "flowers", "smallnorb_label_elevation", "dtd"]
 PRIMARY = "mc_gat"
 # The primary is RankerConfig's defaults: a best-on-average / low-rank anchor, corrected by
-# LightGBM (model, dataset, neighbour and source evidence, GAT graph score, each model's standing
-# among the candidates) or similarity-weighted evidence with one shrinkage weight, plus graph-score
-# and pretraining-match terms; all chosen by grouped inner CV with the one-SE rule (predictor.py).
+# LightGBM (model, dataset, evidence and GAT graph-score features) or similarity-weighted evidence
+# with one shrinkage weight, plus graph-score and pretraining-match terms, all chosen by grouped
+# inner CV with the one-SE rule; three such rankers with seeds 0-2, scores averaged (predictor.py).
 PRIMARY_CONFIG = RankerConfig()
 BASELINES = ("random", "best_on_average", "nearest_dataset", "nearest_pretraining", "similarity_weighted",
              "lightgbm_no_graph")
@@ -58,8 +58,8 @@ def ablation_methods() -> dict:
         "mc_sage": ranker_method(replace(PRIMARY_CONFIG, embedding="sage")),
         "mc_node2vec": ranker_method(replace(PRIMARY_CONFIG, embedding="node2vec")),
         "mc_no_evidence": ranker_method(_without("evidence", priors=(), taus=())),
-        "mc_no_source": ranker_method(_without("source")),
-        "mc_no_relative": ranker_method(_without("relative")),
+        "mc_single_seed": ranker_method(replace(PRIMARY_CONFIG, members=1)),
+        "mc_source_relative": ranker_method(replace(PRIMARY_CONFIG, families=FAMILIES)),
         "mc_no_model_meta": ranker_method(_without("model")),
         "mc_no_dataset_meta": ranker_method(_without("dataset")),
         "mc_lgbm_only": ranker_method(replace(PRIMARY_CONFIG, blend_grid=(1.0,), corrections=("lgbm",), graph_grid=(0.0,))),

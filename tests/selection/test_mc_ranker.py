@@ -37,7 +37,7 @@ def make_zoo(n_models=16, seed=0):
     return z, homes
 
 
-FAST = RankerConfig(inner_folds=3, graph_folds=2, objective="regression", select_graph_family=False,
+FAST = RankerConfig(members=1, inner_folds=3, graph_folds=2, objective="regression", select_graph_family=False,
                     lgbm_grid=({"n_estimators": 40, "learning_rate": 0.1, "num_leaves": 7, "min_child_samples": 5},))
 
 
@@ -155,6 +155,25 @@ def test_inner_cv_choices_are_recorded_and_blend_is_reproducible():
     s1 = r.scores(tables_from_zoo(zoo.without_results_of(["d7"])), "d7")[0]
     s2 = Ranker(FAST).fit(zoo, hide=["d7"]).scores(tables_from_zoo(zoo.without_results_of(["d7"])), "d7")[0]
     np.testing.assert_allclose(s1, s2)
+
+
+def test_ensemble_averages_its_seeded_members_and_survives_a_bytes_roundtrip():
+    from dataclasses import replace
+
+    from services.selection.mc.predictor import _z
+
+    zoo, _ = make_zoo(n_models=10)
+    tables = tables_from_zoo(zoo.without_results_of(["d6"]))
+    ens = Ranker(replace(FAST, members=2, seed=5)).fit(tables, hide=["d6"])
+    singles = [Ranker(replace(FAST, seed=k)).fit(tables, hide=["d6"]) for k in (5, 6)]
+    assert [m.config.seed for m in ens.members] == [5, 6] and len(ens.cv["members"]) == 2
+    expected = np.mean([_z(r.scores(tables, "d6")[0]) for r in singles], axis=0)
+    np.testing.assert_allclose(ens.scores(tables, "d6")[0], expected, rtol=1e-6, atol=1e-9)
+    back = Ranker.from_bytes(ens.to_bytes())
+    assert back.version == ens.version and len(back.members) == 2
+    np.testing.assert_allclose(back.scores(tables, "d6")[0], ens.scores(tables, "d6")[0], rtol=1e-6, atol=1e-9)
+    top = back.rank(tables, "d6", k=1)[0]
+    assert top.evidence["predictor_version"] == ens.version and top.evidence["graph_score"] is not None
 
 
 def test_latency_setup_is_shared_with_the_gateway_measurement(monkeypatch, tmp_path):
@@ -301,7 +320,7 @@ def test_ranker_finds_the_specialist_through_its_pretraining_data():
     from services.selection.mc.evaluate import best_on_average
 
     zoo = specialist_zoo()
-    config = RankerConfig(families=("model", "dataset", "evidence"), embedding="none", inner_folds=3,
+    config = RankerConfig(families=("model", "dataset", "evidence"), embedding="none", inner_folds=3, members=1,
                           lgbm_grid=FAST.lgbm_grid)
     targets = ["t0", "t3", "t5"]
     res = leave_one_dataset_out(zoo, {"mc": ranker_method(config), "boa": best_on_average}, targets)
@@ -317,7 +336,7 @@ def test_ranker_finds_the_specialist_through_its_pretraining_data():
 def test_other_embeddings_rank_the_known_answer(embedding):
     """The comparison embeddings run end to end (node2vec needs gensim and pkg_resources)."""
     zoo, _ = make_zoo(n_models=8)
-    config = RankerConfig(embedding=embedding, inner_folds=3, graph_folds=2, lgbm_grid=FAST.lgbm_grid)
+    config = RankerConfig(embedding=embedding, inner_folds=3, graph_folds=2, lgbm_grid=FAST.lgbm_grid, members=1)
     res = leave_one_dataset_out(zoo, {"mc": ranker_method(config)}, ["d4"])
     assert res["mc"]["d4"].metrics["spearman"] > 0.5
 

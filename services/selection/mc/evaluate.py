@@ -103,8 +103,8 @@ def ranker_method(config: RankerConfig) -> Method:
 
 def lgbm_without_graph() -> Method:
     """Baseline: LightGBM regression over model, dataset and evidence features, no graph,
-    no blend (only its size is chosen by inner CV)."""
-    return ranker_method(RankerConfig(families=("model", "dataset", "evidence"), embedding="none", blend_grid=(1.0,),
+    no blend, one seed (only its size is chosen by inner CV)."""
+    return ranker_method(RankerConfig(families=("model", "dataset", "evidence"), embedding="none", blend_grid=(1.0,), members=1,
                                       corrections=("lgbm",), graph_grid=(0.0,), monotone=False,
                                       objective="regression", select_graph_family=False))
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -46,6 +46,8 @@ from .similarity import distance_to_weight
 # model's pretraining data, see source_evidence), the graph score, and "relative": each model's
 # standing among the candidates on the same target (see _relative)
 FAMILIES = ("model", "dataset", "evidence", "source", "graph", "relative")
+# the primary's: source and relative measured no better under a 3-seed ensemble (README), so optional
+DEFAULT_FAMILIES = ("model", "dataset", "evidence", "graph")
 RELATIVE_OF = ("e_mean", "e_rmean", "e_sw", "e_rsw", "e_nn", "e_cf", "e_src", "m_pretrain_match", "g_score")
 SOURCE_TAUS = (0.5, 1.0)  # "source": evidence kernel over the distance from a model's pretraining data
 TAUS = (0.25, 0.5, 1.0, 2.0, 4.0, float("inf"))  # inf: plain mean (best-on-average)
@@ -170,7 +172,7 @@ def _family_codes(tables: GraphTables, categories: Sequence[str]) -> np.ndarray:
 
 def feature_matrix(
     tables: GraphTables, target: str, context: Sequence[str], graph_score: np.ndarray | None = None,
-    families: Sequence[str] = FAMILIES, categories: Sequence[str] | None = None,
+    families: Sequence[str] = DEFAULT_FAMILIES, categories: Sequence[str] | None = None,
 ) -> tuple[list[str], np.ndarray]:
     """Feature names and the (models x features) float matrix for `target` from the results of
     `context` only (numpy throughout: this is the rank-time path)."""
@@ -308,7 +310,7 @@ def pretrain_match(pretrain_distance: np.ndarray) -> np.ndarray:
 
 def row_features(
     tables: GraphTables, target: str, context: Sequence[str], graph_scores: dict[str, np.ndarray] | None = None,
-    families: Sequence[str] = FAMILIES, ranks: pd.DataFrame | None = None,
+    families: Sequence[str] = DEFAULT_FAMILIES, ranks: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Feature frame for every model on `target`, from the results of `context` only
     (`ranks` is accepted for compatibility; rank-normalised quality is per column anyway)."""
@@ -335,7 +337,7 @@ def _predict(model, X: np.ndarray) -> np.ndarray:
 
 @dataclass
 class RankerConfig:
-    families: tuple[str, ...] = FAMILIES
+    families: tuple[str, ...] = DEFAULT_FAMILIES
     embedding: str = "gat"  # gat | sage | node2vec | none
     inner_folds: int = 4  # grouped CV over training datasets (LightGBM out-of-fold predictions)
     graph_folds: int = 3  # encoders that give training rows graph scores without their dataset
@@ -351,6 +353,10 @@ class RankerConfig:
     monotone: bool = True  # LightGBM: more evidence of quality never lowers the prediction
     one_se: bool = True  # inner CV: simplest blend within one standard error of the best
     drop_degenerate: bool = True  # data-quality rule, see the module docstring
+    # members fitted with seeds seed .. seed+members-1, their standardised scores averaged: the
+    # inner CV's fold split, the GNN's initialisation and LightGBM's sampling all follow the seed,
+    # and one seed's choices are noisy (one seed's zoo hit@1 ranged 0.53-0.66 over three seeds)
+    members: int = 3
     lgbm_grid: tuple[dict, ...] = (
         {"n_estimators": 80, "learning_rate": 0.08, "num_leaves": 7, "min_child_samples": 20},
         {"n_estimators": 150, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 20},
@@ -483,6 +489,7 @@ class Ranker:
         self.excluded: dict[str, str] = {}
         self.version: str = ""
         self.cv: dict[str, Any] = {}
+        self.members: list[Ranker] = []
 
     # ---- training
     def _graph_scores(self, tables: GraphTables, train: Sequence[str], targets: Sequence[str]) -> dict[str, np.ndarray] | None:
@@ -512,6 +519,11 @@ class Ranker:
         caller will rank right away (their graph scores are computed here, inductively)."""
         cfg = self.config
         tables = zoo if isinstance(zoo, GraphTables) else tables_from_zoo(zoo)
+        if cfg.members > 1:
+            self.members = [Ranker(replace(cfg, members=1, seed=cfg.seed + k)).fit(tables, hide=hide, targets=targets)
+                            for k in range(cfg.members)]
+            self._adopt_members()
+            return self
         hidden = set(hide)
         train = [d for d in tables.datasets if d not in hidden and tables.norm[d].notna().sum() >= 2]
         self.excluded = {}
@@ -636,6 +648,17 @@ class Ranker:
         ).hexdigest()[:16]
         return self
 
+    _LEAD_ATTRS = ("model", "embedder", "graph_scores", "feature_names", "categories", "tau", "alpha", "blend",
+                   "lgbm_params", "lgbm_features", "objective", "trained_on", "excluded")
+
+    def _adopt_members(self) -> None:
+        """An ensemble reads like its first member (explanations, stored metadata); cv lists them all."""
+        lead = self.members[0]
+        for attr in self._LEAD_ATTRS:
+            setattr(self, attr, getattr(lead, attr))
+        self.cv = {**lead.cv, "members": [m.cv for m in self.members]}
+        self.version = hashlib.sha256("".join(m.version for m in self.members).encode()).hexdigest()[:16]
+
     def _fit_one(self, X, y, groups, params, objective, names):
         names = list(names)
         cat = [names.index("m_family")] if "m_family" in names else "auto"
@@ -672,13 +695,33 @@ class Ranker:
         return hit[1]
 
     def _score_matrix(self, tables: GraphTables, target: str, context: Sequence[str] | None = None):
+        """(score, feature names, features, context). An ensemble averages its members' standardised
+        scores; the features are computed once and only the graph columns differ between members."""
         context = self._context(tables, target, context)
-        gs = self._graph_score(tables, target, context)
-        names, F = feature_matrix(tables, target, context, gs, self.config.families, self.categories or tables.families)
+        if not self.members:
+            gs = self._graph_score(tables, target, context)
+            names, F = feature_matrix(tables, target, context, gs, self.config.families, self.categories or tables.families)
+            return np.nan_to_num(self._blend_score(names, F), nan=-1e9), names, F, context
+        lead = self.members[0]
+        gs = lead._graph_score(tables, target, context)
+        names, F = feature_matrix(tables, target, context, gs, lead.config.families, lead.categories or tables.families)
+        graph_cols = [j for j, n in enumerate(names) if n in ("g_score", "r_g_score")]
+        total = _z(lead._blend_score(names, F))
+        for m in self.members[1:]:
+            Fm = F
+            if graph_cols:
+                gm = m._graph_score(tables, target, context)
+                Fm = F.copy()
+                for j in graph_cols:
+                    Fm[:, j] = gm if names[j] == "g_score" else _relative(gm)
+            total = total + _z(m._blend_score(names, Fm))
+        return np.nan_to_num(total / len(self.members), nan=-1e9), names, F, context
+
+    def _blend_score(self, names: list[str], F: np.ndarray) -> np.ndarray:
         col = {n: j for j, n in enumerate(names)}
         b = self.blend or {"anchor": "e_mean", "correction": None, "shrink": 0.0, "graph": 0.0}
         s, g = b["shrink"], b["graph"]
-        score = np.zeros(len(tables.models))
+        score = np.zeros(F.shape[0])
         if b["anchor"] in col and s < 1:
             score += (1 - s) * _z(F[:, col[b["anchor"]]])
         if s > 0 and b["correction"] == "lgbm" and self.model is not None:
@@ -690,7 +733,7 @@ class Ranker:
         p = b.get("pretrain", 0.0)  # absent in blends stored before the term existed
         if p > 0 and "m_pretrain_match" in col:
             score += p * _z(F[:, col["m_pretrain_match"]])
-        return np.nan_to_num(score, nan=-1e9), names, F, context
+        return score
 
     def scores(self, tables: GraphTables, target: str, context: Sequence[str] | None = None) -> tuple[np.ndarray, pd.DataFrame]:
         """Blended score of every model in tables.models for `target`, plus the feature frame."""
@@ -753,6 +796,8 @@ class Ranker:
 
     # ---- persistence (graph_versions artifact)
     def to_bytes(self) -> bytes:
+        if self.members:
+            return pickle.dumps({"config": self.config, "members": [m.to_bytes() for m in self.members]})
         emb = self.embedder
         state = dict(self.__dict__)
         state["model"] = self.model.booster_.model_to_string() if self.model is not None else None
@@ -769,6 +814,10 @@ class Ranker:
 
         state = pickle.loads(data)
         r = cls(state["config"])
+        if state.get("members") and "model" not in state:  # an ensemble: only config and members are stored
+            r.members = [cls.from_bytes(b) for b in state["members"]]
+            r._adopt_members()
+            return r
         model_str, _kind, emb = state.pop("model"), state.pop("model_kind"), state.pop("embedder")
         r.__dict__.update(state)
         if model_str is not None:

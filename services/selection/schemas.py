@@ -167,6 +167,8 @@ class FitRequest(BaseModel):
     objective: Literal["regression", "lambdarank"] = "regression"
     evaluate: bool = Field(True, description="Also run the leave-one-dataset-out evaluation.")
     seed: int = 0
+    members: int = Field(3, ge=1, le=10, description="Rankers fitted with seeds seed, seed+1, …; their scores are "
+                                                     "averaged (fewer: a faster fit, a noisier ranking).")
 
 
 class ProfileRequest(BaseModel):

@@ -446,14 +446,15 @@ def fit(*, db_session: Session, body: FitRequest, job_id: str | None, progress) 
     zoo = load_zoo(db_session=db_session)
     if sum(1 for _ in {r.dataset for r in zoo.results}) < 2:
         raise ValueError("fitting needs fine-tuning results on at least two datasets")
-    config = RankerConfig(embedding=body.embedding, objective=body.objective, seed=body.seed)
+    config = RankerConfig(embedding=body.embedding, objective=body.objective, seed=body.seed, members=body.members)
     progress(0.1, "training embeddings and predictor")
     ranker = Ranker(config).fit(zoo)
     evaluation = None
     if body.evaluate:
         evaluation = evaluate(zoo=zoo, config=config, progress=lambda f, msg: progress(0.4 + 0.55 * f, msg))
     version = store_version(db_session=db_session, zoo=zoo, ranker=ranker, job_id=job_id,
-                            config={"embedding": body.embedding, "objective": body.objective, "seed": body.seed})
+                            config={"embedding": body.embedding, "objective": body.objective, "seed": body.seed,
+                                    "members": body.members})
     version.evaluation = evaluation
     db_session.commit()
     return version

@@ -53,7 +53,7 @@ def seed_two_clusters(api):
 
 
 def fit(api, **body):
-    response = api.post("/v1/selection/fit", json={"embedding": "sage", "evaluate": False, **body})
+    response = api.post("/v1/selection/fit", json={"evaluate": False, **body})
     assert response.status_code == 202, response.text
     job = wait_for_job(api, response.json()["id"], timeout=300)
     assert job["status"] == "succeeded", job
@@ -124,7 +124,7 @@ def test_rank_finds_known_answer_with_explanation(api, clean_selection, celery_w
 
 def test_new_result_marks_graph_stale_and_is_used(api, clean_selection, celery_worker):
     seed_two_clusters(api)
-    fit(api)
+    fit(api, members=1, embedding="sage")
     graph = api.get("/v1/selection/graph").json()
     assert graph["stale"] is False and graph["version"]
     assert {n["type"] for n in graph["nodes"]} == {"model", "dataset"}
@@ -143,6 +143,8 @@ def test_rank_validation(api, clean_selection):
     assert api.post("/v1/selection/rank", json={"dataset": "x", "inline": {"distances": {"a": 1}}}).status_code == 422
     assert api.post("/v1/selection/rank", json={"inline": {"name": "n"}}).status_code == 422
     assert api.post("/v1/selection/rank", json={"dataset": "x", "k": 0}).status_code == 422
+    for bad in ({"members": 0}, {"members": 11}, {"embedding": "dgl"}):
+        assert api.post("/v1/selection/fit", json=bad).status_code == 422
 
 
 @pytest.mark.skipif(not BENCH.exists(), reason="shared benchmark data not present")

@@ -19,12 +19,15 @@ class FitRequest:
     Attributes:
         embedding (FitRequestEmbedding | Unset):  Default: FitRequestEmbedding.GAT.
         evaluate (bool | Unset): Also run the leave-one-dataset-out evaluation. Default: True.
+        members (int | Unset): Rankers fitted with seeds seed, seed+1, …; their scores are averaged (fewer: a faster
+            fit, a noisier ranking). Default: 3.
         objective (FitRequestObjective | Unset):  Default: FitRequestObjective.REGRESSION.
         seed (int | Unset):  Default: 0.
     """
 
     embedding: FitRequestEmbedding | Unset = FitRequestEmbedding.GAT
     evaluate: bool | Unset = True
+    members: int | Unset = 3
     objective: FitRequestObjective | Unset = FitRequestObjective.REGRESSION
     seed: int | Unset = 0
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -35,6 +38,8 @@ class FitRequest:
             embedding = self.embedding.value
 
         evaluate = self.evaluate
+
+        members = self.members
 
         objective: str | Unset = UNSET
         if not isinstance(self.objective, Unset):
@@ -49,6 +54,8 @@ class FitRequest:
             field_dict["embedding"] = embedding
         if evaluate is not UNSET:
             field_dict["evaluate"] = evaluate
+        if members is not UNSET:
+            field_dict["members"] = members
         if objective is not UNSET:
             field_dict["objective"] = objective
         if seed is not UNSET:
@@ -68,6 +75,8 @@ class FitRequest:
 
         evaluate = d.pop("evaluate", UNSET)
 
+        members = d.pop("members", UNSET)
+
         _objective = d.pop("objective", UNSET)
         objective: FitRequestObjective | Unset
         if isinstance(_objective, Unset):
@@ -80,6 +89,7 @@ class FitRequest:
         fit_request = cls(
             embedding=embedding,
             evaluate=evaluate,
+            members=members,
             objective=objective,
             seed=seed,
         )

@@ -453,8 +453,7 @@ def fit(*, db_session: Session, body: FitRequest, job_id: str | None, progress) 
     if body.evaluate:
         evaluation = evaluate(zoo=zoo, config=config, progress=lambda f, msg: progress(0.4 + 0.55 * f, msg))
     version = store_version(db_session=db_session, zoo=zoo, ranker=ranker, job_id=job_id,
-                            config={"embedding": body.embedding, "objective": body.objective, "seed": body.seed,
-                                    "members": body.members})
+                            config=body.model_dump(exclude={"evaluate"}))
     version.evaluation = evaluation
     db_session.commit()
     return version

@@ -188,6 +188,7 @@ def feature_matrix(
 
     ti = b.dist_pos.get(target)
     ci = np.array([b.dist_pos.get(c, -1) for c in context], dtype=int)
+    cj = np.array([b.pos[c] for c in context], dtype=int)  # context columns of the quality matrix
     dist = (np.where(ci >= 0, b.dist[ti, np.maximum(ci, 0)], np.nan) if ti is not None
             else np.full(len(context), np.nan))
     if "model" in families:
@@ -205,7 +206,6 @@ def feature_matrix(
         add("d_log_classes", df[1])
         add("d_nearest_distance", np.nanmin(dist) if np.isfinite(dist).any() else np.nan)
     if "evidence" in families:
-        cj = np.array([b.pos[c] for c in context], dtype=int)
         X, R, have, have_f = b.norm[:, cj], b.ranks[:, cj], b.have[:, cj], b.have_f[:, cj]
         X0, R0 = b.norm0[:, cj], b.ranks0[:, cj]
         cnt = have.sum(axis=1).astype(float)
@@ -229,7 +229,6 @@ def feature_matrix(
             fac = memo(tables, ("cf", tuple(context), r), lambda: low_rank_factors(X, r))  # target-independent
             add(f"e_cf{r}", cf_score(X, dist, r, factors=fac))
     if "source" in families:
-        cj = np.array([b.pos[c] for c in context], dtype=int)
         for tau in SOURCE_TAUS:
             add(f"e_src{tau}", source_evidence(b, ti, ci, cj, tau))
     if "graph" in families and graph_score is not None:
@@ -814,7 +813,7 @@ class Ranker:
 
         state = pickle.loads(data)
         r = cls(state["config"])
-        if state.get("members") and "model" not in state:  # an ensemble: only config and members are stored
+        if state.get("members"):  # an ensemble: only config and members are stored (a single ranker's list is empty)
             r.members = [cls.from_bytes(b) for b in state["members"]]
             r._adopt_members()
             return r

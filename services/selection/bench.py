@@ -19,7 +19,7 @@ import numpy as np
 
 from .mc.evaluate import (
     best_on_average, leave_one_dataset_out, lgbm_without_graph, nearest_dataset, nearest_pretraining, random_method,
-    ranker_method, similarity_weighted, summarise,
+    neighbour_ceiling, ranker_method, similarity_weighted, summarise,
 )
 from .mc.predictor import FAMILIES, Ranker, RankerConfig
 from .mc.records import load_benchmark_dir
@@ -69,6 +69,10 @@ def ablation_methods() -> dict:
         "mc_no_one_se": ranker_method(replace(PRIMARY_CONFIG, one_se=False)),
         "mc_no_monotone": ranker_method(replace(PRIMARY_CONFIG, monotone=False)),
         "mc_no_pretrain_term": ranker_method(replace(PRIMARY_CONFIG, pretrain_grid=(0.0,))),
+        # a second blend, chosen on rel@1 alone, picks the first model; nearest-dataset transfer
+        # and tau 0.25 join the candidate corrections (each baseline is then a blend it can choose)
+        "mc_top_blend": ranker_method(replace(PRIMARY_CONFIG, top_blend=True, taus=(0.25, 0.5, 1.0, 2.0),
+                                              corrections=("lgbm", "sw", "nn"))),
         # the GNN's edge-regression score alone (is the graph signal worth blending at all?)
         "gnn_only": ranker_method(replace(PRIMARY_CONFIG, families=("graph",), priors=(), corrections=(), graph_grid=(1.0,))),
     }
@@ -209,6 +213,9 @@ def run_benchmark(
     lodo_seconds = time.perf_counter() - t_lodo
     summary = summarise(results)
     print(_table(summary), flush=True)
+    ceiling = neighbour_ceiling(zoo, targets, exclude_from_training=excluded)
+    say(f"ceiling of neighbour transfer (an oracle that reads the target's results, not a method): "
+        f"pearson {ceiling['pearson']:.3f}, rel@1 {ceiling['rel@1']:.3f}, hit@1 {ceiling['hit@1']:.3f}")
     payload = {
         "methods": summary,
         "primary": PRIMARY,
@@ -223,6 +230,7 @@ def run_benchmark(
             k: all(summary[PRIMARY][k] > summary[b][k] for b in BASELINES if b in summary) for k in ("pearson", "rel@1")
         } if PRIMARY in summary else None,
         "import_report": report.to_dict(),
+        "ceiling": {"oracle_nearest_dataset": ceiling},
     }
     if latency:
         setup = latency_setup(zoo)

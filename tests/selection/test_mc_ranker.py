@@ -361,3 +361,45 @@ def test_nearest_pretraining_baseline_ranks_by_pretraining_distance_then_best_on
     tables = tables_from_zoo(zoo.without_results_of(["t1"]))
     near, boa = nearest_pretraining(tables, "t1", train), best_on_average(tables, "t1", train)
     assert int(np.argmax(near)) == int(np.nanargmax(boa))
+
+
+def test_top_blend_puts_its_own_pick_first_and_keeps_the_main_order_below():
+    from dataclasses import replace
+
+    from services.selection.mc.predictor import _z
+
+    zoo, _ = make_zoo(n_models=10)
+    tables = tables_from_zoo(zoo.without_results_of(["d6"]))
+    cfg = replace(FAST, top_blend=True, corrections=("lgbm", "sw", "nn"), taus=(0.25, 0.5))
+    r = Ranker(cfg).fit(tables, hide=["d6"])
+    assert r.top_blend is not None and r.cv["top_blend"] == r.top_blend
+    assert r.top_blend["correction"] in (None, "lgbm", "e_sw0.25", "e_sw0.5", "e_nn1")
+    score, top, names, F, _ = r._score_matrix(tables, "d6")
+    main = _z(r._blend_score(names, F))
+    pick = int(np.argmax(r._blend_score(names, F, r.top_blend)))
+    final = r.scores(tables, "d6")[0]
+    assert int(np.argmax(final)) == pick
+    others = [i for i in range(len(final)) if i != pick]
+    assert list(np.argsort(-final[others], kind="stable")) == list(np.argsort(-main[others], kind="stable"))
+    # among a candidate subset that leaves the pick out, the subset's own top-blend best goes first
+    rest = [tables.models[i] for i in others[:4]]
+    want = max(rest, key=lambda m: r._blend_score(names, F, r.top_blend)[tables.models.index(m)])
+    assert r.rank(tables, "d6", candidates=rest, k=4)[0].model == want
+    back = Ranker.from_bytes(r.to_bytes())
+    np.testing.assert_allclose(back.scores(tables, "d6")[0], final)
+
+
+def test_neighbour_ceiling_finds_a_dataset_that_mirrors_the_target():
+    from services.selection.mc.evaluate import nearest_dataset, neighbour_ceiling
+
+    zoo, _ = make_zoo(n_models=10)
+    # a far-away copy of d2: the oracle reads the target's results and finds it; similarity does not
+    copy = [ResultRow(r.model, "d2copy", r.metric, r.value) for r in zoo.results if r.dataset == "d2"]
+    zoo.datasets["d2copy"] = DatasetRow(name="d2copy", size=1000.0, metadata={"number_of_classes": 10})
+    zoo.results += copy
+    for d, x in POS.items():
+        zoo.similarities.append(SimilarityRow("d2copy", d, 50.0 + x, "line"))
+    ceiling = neighbour_ceiling(zoo, ["d2"])
+    assert ceiling["hit@1"] == 1.0 and ceiling["rel@1"] == pytest.approx(1.0) and ceiling["pearson"] > 0.99
+    res = leave_one_dataset_out(zoo, {"nn": nearest_dataset}, ["d2"])
+    assert res["nn"]["d2"].metrics["pearson"] < ceiling["pearson"]

@@ -145,6 +145,34 @@ def leave_one_dataset_out(
     return out
 
 
+def neighbour_ceiling(zoo: Zoo, targets: Sequence[str], *, exclude_from_training: Sequence[str] = ()) -> dict:
+    """What transfer from one other dataset can reach at best: an ORACLE, not a method.
+
+    Per target, each model's normalised quality on the training dataset whose results correlate best
+    (pearson) with the target's own hidden results, i.e. nearest-dataset transfer under a perfect
+    similarity. It reads the target's truth to choose that dataset, so it only bounds what a better
+    dataset similarity could give the neighbour-based methods; a goal above it asks for more than
+    the records of the other datasets hold for neighbour transfer.
+    """
+    truth_tables = tables_from_zoo(zoo)
+    excluded = set(exclude_from_training)
+    per: dict[str, TargetResult] = {}
+    for target in targets:
+        t0 = time.perf_counter()
+        tables = tables_from_zoo(zoo.without_results_of([target]))
+        train = [d for d in tables.datasets if d != target and d not in excluded and tables.norm[d].notna().sum() >= 2]
+        truth = truth_tables.quality[target].reindex(tables.models).to_numpy(dtype=float)
+        X = tables.norm[train].to_numpy(dtype=float)
+        corr = []
+        for j in range(X.shape[1]):
+            m = np.isfinite(X[:, j]) & np.isfinite(truth)
+            ok = m.sum() >= 3 and np.std(X[m, j]) > 0 and np.std(truth[m]) > 0
+            corr.append(float(np.corrcoef(X[m, j], truth[m])[0, 1]) if ok else -np.inf)
+        score = X[:, int(np.argmax(corr))] if corr else np.full(len(truth), np.nan)
+        per[target] = TargetResult(selection_metrics(np.nan_to_num(score, nan=-1.0), truth), time.perf_counter() - t0)
+    return summarise({"oracle_nearest_dataset": per})["oracle_nearest_dataset"]
+
+
 def summarise(results: dict[str, dict[str, TargetResult]]) -> dict[str, dict]:
     summary = {}
     for name, per in results.items():

@@ -351,6 +351,10 @@ class RankerConfig:
     select_graph_family: bool = False  # inner CV also tries LightGBM without the graph features (2x the fits)
     monotone: bool = True  # LightGBM: more evidence of quality never lowers the prediction
     one_se: bool = True  # inner CV: simplest blend within one standard error of the best
+    # the metrics ask two things: the order of all candidates (pearson) and the choice of the first
+    # (rel@1). With top_blend the inner CV also picks a second blend on rel@1 alone; its best model
+    # goes first and the rest keep the first blend's order
+    top_blend: bool = False
     drop_degenerate: bool = True  # data-quality rule, see the module docstring
     # members fitted with seeds seed .. seed+members-1, their standardised scores averaged: the
     # inner CV's fold split, the GNN's initialisation and LightGBM's sampling all follow the seed,
@@ -434,15 +438,15 @@ def relative_quality(chosen, truth: np.ndarray):
     return (np.asarray(chosen) - worst) / (best - worst + 1e-12)
 
 
-def _criterion(S: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """The benchmark's metrics, pearson + rel@1 (truth of the top / best truth), of each row of S
+def _criterion(S: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The benchmark's metrics, pearson and rel@1 (truth of the top / best truth), of each row of S
     (candidate scores) against truth t (oriented raw quality)."""
     Sc = S - S.mean(axis=1, keepdims=True)
     tc = t - t.mean()
     den = np.sqrt((Sc ** 2).sum(axis=1) * (tc ** 2).sum())
     pear = np.where(den > 0, (Sc @ tc) / np.maximum(den, 1e-300), 0.0)
     top = t[np.argmax(S, axis=1)]
-    return pear + relative_quality(top, t)
+    return pear, relative_quality(top, t)
 
 
 def _classes(tables: GraphTables) -> dict[str, float]:
@@ -481,6 +485,7 @@ class Ranker:
         self.tau: float = 1.0
         self.alpha: float = 0.0
         self.blend: dict[str, Any] = {}
+        self.top_blend: dict[str, Any] | None = None  # see RankerConfig.top_blend
         self.lgbm_params: dict = {}
         self.lgbm_features: list[str] = []
         self.objective: str = "regression"
@@ -581,6 +586,8 @@ class Ranker:
         corrs = [("L", v) for v in variants]
         if "sw" in cfg.corrections:
             corrs += [("S", t) for t in cfg.taus if f"e_sw{t}" in col]
+        if "nn" in cfg.corrections and "e_nn1" in col:
+            corrs.append(("F", "e_nn1"))  # nearest-dataset transfer, the baseline, as a candidate blend
         has_g = "g_score" in col
         ggrid = cfg.graph_grid if has_g else (0.0,)
         # the pretraining-data match is a term only where it varies between models in training rows
@@ -599,12 +606,15 @@ class Ranker:
         if not combos:
             raise ValueError("nothing to score with: no anchor, correction or graph score")
         crit = np.zeros((len(combos), len(train)))
+        crit_top = np.zeros((len(combos), len(train)))
         for k, d in enumerate(train):
             m = groups == d
             comp: dict[Any, np.ndarray] = {("L", v): _z(oof[v][m]) for v in variants}
             for t in cfg.taus:
                 if f"e_sw{t}" in col:
                     comp[("S", t)] = _z(X[m, col[f"e_sw{t}"]])
+            if ("F", "e_nn1") in corrs:
+                comp[("F", "e_nn1")] = _z(X[m, col["e_nn1"]])
             for i, a in enumerate(anchors):
                 comp[("A", i)] = _z(X[m, col[a]])
             G = _z(X[m, col["g_score"]]) if has_g else 0.0
@@ -617,7 +627,8 @@ class Ranker:
                 + (p * P if p > 0 else zero)
                 for ai, corr, s, g, p in combos
             ])
-            crit[:, k] = _criterion(S, truths[d])
+            pear, rel = _criterion(S, truths[d])
+            crit[:, k], crit_top[:, k] = pear + rel, rel
         best = _simplest_within_one_se(combos, crit, cfg.one_se)
         ai, corr, s, g, p = combos[best]
         v = corr[1] if corr is not None and corr[0] == "L" else (variants[0] if variants else (0, objectives[0], 0))
@@ -625,21 +636,32 @@ class Ranker:
         self.lgbm_params, self.objective = cfg.lgbm_grid[pi], obj
         self.lgbm_features = list(featsets[fs])
         uses_lgbm = corr is not None and corr[0] == "L" and s > 0
+        self.top_blend = None
+        if cfg.top_blend:
+            # the same LightGBM variant as the main blend (or none): one fitted model serves both
+            allowed = [i for i, c in enumerate(combos) if c[1] is None or c[1][0] != "L" or c[1][1] == v]
+            ti = allowed[_simplest_within_one_se([combos[i] for i in allowed], crit_top[allowed], cfg.one_se)]
+            t_ai, t_corr, t_s, t_g, t_p = combos[ti]
+            t_fixed = {"L": "lgbm", "S": f"e_sw{t_corr[1]}", "F": t_corr[1]}.get(t_corr[0]) if t_corr is not None else None
+            self.top_blend = {"anchor": anchors[t_ai] if t_ai is not None else None,
+                              "correction": t_fixed if t_s > 0 else None, "shrink": t_s, "graph": t_g, "pretrain": t_p}
+            uses_top_lgbm = t_fixed == "lgbm" and t_s > 0
         self.alpha = s if uses_lgbm else 0.0
         self.tau = corr[1] if corr is not None and corr[0] == "S" else 1.0
         anchor = anchors[ai] if ai is not None else None
-        self.blend = {"anchor": anchor, "correction": ("lgbm" if uses_lgbm else f"e_sw{self.tau}") if corr is not None and s > 0 else None,
+        fixed = {"L": "lgbm", "S": f"e_sw{self.tau}", "F": corr[1]}.get(corr[0]) if corr is not None else None
+        self.blend = {"anchor": anchor, "correction": fixed if s > 0 else None,
                       "shrink": s, "graph": g, "pretrain": p}
         self.cv = {
             "inner_score": float(crit[best].mean()), "inner_score_best": float(crit.mean(axis=1).max()),
             "one_se": cfg.one_se, "tau": self.tau, "alpha": self.alpha, "lgbm": pi, "objective": obj,
             "lgbm_graph_features": "g_score" in self.lgbm_features, "prior": anchor, "anchor": anchor,
             "correction": self.blend["correction"], "shrink": s, "prior_share": 1 - s, "graph_weight": g,
-            "pretrain_weight": p,
+            "pretrain_weight": p, "top_blend": self.top_blend,
             "excluded": dict(self.excluded), "combos": len(combos),
         }
         self.model = None
-        if uses_lgbm:
+        if uses_lgbm or (self.top_blend is not None and uses_top_lgbm):
             cj = [col[c] for c in self.lgbm_features]
             self.model = self._fit_one(X[:, cj], y, groups, self.lgbm_params, obj, self.lgbm_features)
         self.version = hashlib.sha256(
@@ -647,7 +669,7 @@ class Ranker:
         ).hexdigest()[:16]
         return self
 
-    _LEAD_ATTRS = ("model", "embedder", "graph_scores", "feature_names", "categories", "tau", "alpha", "blend",
+    _LEAD_ATTRS = ("model", "embedder", "graph_scores", "feature_names", "categories", "tau", "alpha", "blend", "top_blend",
                    "lgbm_params", "lgbm_features", "objective", "trained_on", "excluded")
 
     def _adopt_members(self) -> None:
@@ -694,31 +716,42 @@ class Ranker:
         return hit[1]
 
     def _score_matrix(self, tables: GraphTables, target: str, context: Sequence[str] | None = None):
-        """(score, feature names, features, context). An ensemble averages its members' standardised
-        scores; the features are computed once and only the graph columns differ between members."""
+        """(score, top score or None, feature names, features, context). An ensemble averages its
+        members' standardised scores; the features are computed once and only the graph columns
+        differ between members. The top score (RankerConfig.top_blend) picks the first model."""
         context = self._context(tables, target, context)
-        if not self.members:
-            gs = self._graph_score(tables, target, context)
-            names, F = feature_matrix(tables, target, context, gs, self.config.families, self.categories or tables.families)
-            return np.nan_to_num(self._blend_score(names, F), nan=-1e9), names, F, context
-        lead = self.members[0]
+        members = self.members or [self]
+        lead = members[0]
         gs = lead._graph_score(tables, target, context)
         names, F = feature_matrix(tables, target, context, gs, lead.config.families, lead.categories or tables.families)
         graph_cols = [j for j, n in enumerate(names) if n in ("g_score", "r_g_score")]
-        total = _z(lead._blend_score(names, F))
-        for m in self.members[1:]:
+        total, top = np.zeros(F.shape[0]), None
+        for k, m in enumerate(members):
             Fm = F
-            if graph_cols:
+            if graph_cols and k > 0:
                 gm = m._graph_score(tables, target, context)
                 Fm = F.copy()
                 for j in graph_cols:
                     Fm[:, j] = gm if names[j] == "g_score" else _relative(gm)
             total = total + _z(m._blend_score(names, Fm))
-        return np.nan_to_num(total / len(self.members), nan=-1e9), names, F, context
+            if m.top_blend is not None:
+                top = (0.0 if top is None else top) + _z(m._blend_score(names, Fm, m.top_blend))
+        top = None if top is None else np.nan_to_num(top, nan=-1e9)
+        return np.nan_to_num(total / len(members), nan=-1e9), top, names, F, context
 
-    def _blend_score(self, names: list[str], F: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _top_first(score: np.ndarray, top: np.ndarray | None, among: np.ndarray) -> np.ndarray:
+        """`score` with the top score's best model of `among` raised to just above their maximum."""
+        if top is None or not len(among):
+            return score
+        j = among[int(np.argmax(top[among]))]
+        out = score.copy()
+        out[j] = max(out[j], float(np.nextafter(out[among].max(), np.inf)))
+        return out
+
+    def _blend_score(self, names: list[str], F: np.ndarray, blend: dict[str, Any] | None = None) -> np.ndarray:
         col = {n: j for j, n in enumerate(names)}
-        b = self.blend or {"anchor": "e_mean", "correction": None, "shrink": 0.0, "graph": 0.0}
+        b = blend or self.blend or {"anchor": "e_mean", "correction": None, "shrink": 0.0, "graph": 0.0}
         s, g = b["shrink"], b["graph"]
         score = np.zeros(F.shape[0])
         if b["anchor"] in col and s < 1:
@@ -736,7 +769,8 @@ class Ranker:
 
     def scores(self, tables: GraphTables, target: str, context: Sequence[str] | None = None) -> tuple[np.ndarray, pd.DataFrame]:
         """Blended score of every model in tables.models for `target`, plus the feature frame."""
-        score, names, F, _ = self._score_matrix(tables, target, context)
+        score, top, names, F, _ = self._score_matrix(tables, target, context)
+        score = self._top_first(score, top, np.arange(len(score)))
         return score, pd.DataFrame(F, index=tables.models, columns=names)
 
     def rank(
@@ -757,13 +791,14 @@ class Ranker:
             key = ("with_target", target, tuple(sorted((distances or {}).items())), tuple(sorted((metadata or {}).items())))
             base_tables = tables
             tables = memo(base_tables, key, lambda: base_tables.with_target(target, distances or {}, metadata))
-        score, names, F, context = self._score_matrix(tables, target)
+        score, top, names, F, context = self._score_matrix(tables, target)
         col = {n: j for j, n in enumerate(names)}
         idx = memo(tables, "model_index", lambda: {m: i for i, m in enumerate(tables.models)})
         if candidates is None:
             ci = np.arange(len(tables.models))
         else:
             ci = np.array([idx[m] for m in candidates if m in idx], dtype=int)
+        score = self._top_first(score, top, ci)
         order = ci[np.argsort(-score[ci], kind="stable")] if len(ci) else ci
         if k is not None:
             order = order[:k]

@@ -456,16 +456,20 @@ def write_outputs(out: Path, plan: Plan, client: httpx.Client, *, wall_seconds: 
     graph = _check(client.get("/v1/selection/graph"), "graph")
     names = {n["id"]: n["name"] for n in graph["nodes"] if n["type"] == "dataset"}
     order = sorted(names.values())
-    dist: dict[tuple[str, str], float] = {}
+    # one file per similarity method the profiles gave: the combined distance, and each modality's
+    # on its own (their mean is the combined one, so a loader that averages every file sees the
+    # combined distances; a ranker may choose one by inner CV)
+    from services.selection.mc.similarity import modality_of
+
+    dist: dict[str, dict[tuple[str, str], float]] = defaultdict(dict)
     for e in graph["edges"]:
         if e["type"] == "similarity":
             a, b = names[e["source"]], names[e["target"]]
-            dist[(a, b)] = dist[(b, a)] = e["value"]
-    with (out / "corr_domain_similarity_atelier_profile.csv").open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow([""] + order)
-        for a in order:
-            w.writerow([a] + [0.0 if a == b else dist.get((a, b), "") for b in order])
+            label = modality_of(e.get("method") or "")
+            suffix = f"_{label}" if label else ""
+            dist[suffix][(a, b)] = dist[suffix][(b, a)] = e["value"]
+    for suffix in sorted(set(dist) | {""}):
+        _write_distances(out / f"corr_domain_similarity_atelier_profile{suffix}.csv", order, dist[suffix])
     summary = summarise(rows, plan)
     summary["wall_seconds"] = wall_seconds
     summary["command"] = (f"atelier zoo build --out {out} --pretrain-steps {plan.pretrain_steps} "
@@ -473,6 +477,14 @@ def write_outputs(out: Path, plan: Plan, client: httpx.Client, *, wall_seconds: 
     summary["pretraining"] = plan.pretraining
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
+
+
+def _write_distances(path: Path, order: list[str], dist: dict[tuple[str, str], float]) -> None:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([""] + order)
+        for a in order:
+            w.writerow([a] + [0.0 if a == b else dist.get((a, b), "") for b in order])
 
 
 def summarise(rows: dict[tuple[str, str, int], dict], plan: Plan) -> dict:

@@ -285,15 +285,23 @@ def add_similarity(*, db_session: Session, body: SimilarityIn) -> None:
     db_session.commit()
 
 
-def store_profile_similarities(*, db_session: Session, dataset: Dataset, method: str) -> int:
-    """Distances from this dataset's profile to every other profiled dataset of the same layout."""
+def store_profile_similarities(*, db_session: Session, dataset: Dataset, methods: dict[str, str]) -> int:
+    """Distances from this dataset's profile to every other profiled dataset of the same layout:
+    the combined one under methods["combined"] and, for an image + caption profile, each modality's
+    under methods["image"] / methods["caption"] (a ranker may choose one by inner CV)."""
+    from services.selection.mc.similarity import modality_distances
+
     others = db_session.scalars(select(Dataset).where(Dataset.id != dataset.id, Dataset.profile.is_not(None)))
     count = 0
     for other in others:
         value = _comparable_distance(np.asarray(dataset.profile), other.profile)
         if value is None:
             continue
-        _upsert_similarity(db_session, dataset, other, value, method)
+        _upsert_similarity(db_session, dataset, other, value, methods["combined"])
+        per = modality_distances(np.asarray(dataset.profile), np.asarray(other.profile))
+        if len(per) == 2:
+            for label, v in zip(("image", "caption"), per):
+                _upsert_similarity(db_session, dataset, other, v, methods[label])
         count += 1
     db_session.commit()
     return count
@@ -390,7 +398,7 @@ def rank(*, db_session: Session, body: RankRequest) -> dict[str, Any]:
             raise Problem(409, f"dataset {target!r} is registered; rank it by name or choose another inline name")
         distances = dict(inline.distances or {})
         if inline.profile:
-            distances.update(_distances_from_profile(zoo, np.asarray(inline.profile)))
+            distances.update(_distances_from_profile(zoo, np.asarray(inline.profile), ranker.config.similarity))
         unknown = sorted(set(distances) - set(zoo.datasets))
         if unknown:
             raise Problem(422, f"distances name unknown datasets: {', '.join(unknown[:10])}")
@@ -423,18 +431,25 @@ def _model_names(db_session: Session, idents: list[str]) -> list[str]:
     return [by_ident[i] for i in idents]
 
 
-def _comparable_distance(profile: np.ndarray, other) -> float | None:
-    """profile_distance, or None where `other` was profiled with other encoders (another layout)."""
-    from services.selection.mc.similarity import profile_distance
+def _comparable_distance(profile: np.ndarray, other, method: str = "") -> float | None:
+    """profile_distance (or one modality's distance, for a per-modality method), or None where
+    `other` was profiled with other encoders (another layout)."""
+    from services.selection.mc.similarity import modality_distances, modality_of, profile_distance
 
     try:
-        return profile_distance(profile, np.asarray(other))
+        label = modality_of(method)
+        if label is None:
+            return profile_distance(profile, np.asarray(other))
+        per = modality_distances(profile, np.asarray(other))
+        return per[("image", "caption").index(label)] if len(per) == 2 else None
     except ValueError:
         return None
 
 
-def _distances_from_profile(zoo: Zoo, profile: np.ndarray) -> dict[str, float]:
-    distances = {d.name: _comparable_distance(profile, d.profile) for d in zoo.datasets.values()
+def _distances_from_profile(zoo: Zoo, profile: np.ndarray, method: str = "") -> dict[str, float]:
+    """An inline profile's distances to the profiled datasets, in the measure of the ranker's
+    similarity method (with_target lets them stand for every method's)."""
+    distances = {d.name: _comparable_distance(profile, d.profile, method) for d in zoo.datasets.values()
                  if d.profile is not None}
     return {name: v for name, v in distances.items() if v is not None}
 

@@ -62,14 +62,16 @@ def run_profile(ctx: JobContext) -> dict[str, Any]:
     except DatasetError as exc:
         raise JobInputError(str(exc)) from exc
     ctx.progress(0.8, "computing similarities")
-    method = f"frechet-norm:{profile.image_encoder}+{profile.caption_encoder}"
+    from services.selection.mc.similarity import profile_methods
+
+    methods = profile_methods(profile.image_encoder, profile.caption_encoder)
     with session_scope() as session:
         dataset = session.get(service.Dataset, ctx.params["dataset_id"])
         dataset.profile = np.asarray(profile.embedding, dtype=float).tolist()
         dataset.caption_stats = profile.caption_stats
         dataset.size = dataset.size or profile.num_items
         session.commit()
-        count = service.store_profile_similarities(db_session=session, dataset=dataset, method=method)
+        count = service.store_profile_similarities(db_session=session, dataset=dataset, methods=methods)
     return {"dataset_id": ctx.params["dataset_id"], "profile_dim": len(profile.embedding),
             "similarities": count, "image_encoder": profile.image_encoder,
             "caption_encoder": profile.caption_encoder}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,9 @@ def test_reduced_zoo_then_adapt_workflow(api, celery_worker, tmp_path):
     assert len(source_results) == len(DEMO_MODELS) * len(DEMO_SOURCES)
     assert {(r["metric"], r["source"], r["higher_is_better"]) for r in results} == {("val_loss", "measured", False)}
     edges = api.get("/v1/selection/graph").json()["edges"]
-    assert len([e for e in edges if e["type"] == "similarity"]) == 6  # 4 profiled datasets, every pair
+    by_method = Counter(e["method"] for e in edges if e["type"] == "similarity")
+    # 4 profiled datasets, every pair, in each of the profile's measures: combined, image, caption
+    assert sorted(by_method.values()) == [6, 6, 6] and sum(":image:" in m or ":caption:" in m for m in by_method) == 2
 
     result = parent["result"]
     assert set(r["model"] for r in result["ranking"]) == set(DEMO_MODELS)

@@ -218,6 +218,13 @@ def test_reduced_build_through_the_api_is_resumable_and_loads_as_a_benchmark(api
     assert zoo_rows.models["zoo-unet-deep3mid"].pretraining_data == "source-gradients"
     dist = zoo_rows.distance_matrix(include_external=True)
     assert np.isfinite(dist.loc["target-shapes-warm", "source-gradients"])
+    # one file per profile modality beside the combined one, whose distance is their mean
+    assert zoo_rows.similarity_methods() == ["atelier_profile", "atelier_profile_caption", "atelier_profile_image"]
+    each = {m: zoo_rows.distance_matrix(include_external=True, method=m) for m in zoo_rows.similarity_methods()}
+    pair = ("target-shapes-warm", "target-waves-cool")
+    assert each["atelier_profile"].loc[pair] == pytest.approx(
+        (each["atelier_profile_image"].loc[pair] + each["atelier_profile_caption"].loc[pair]) / 2, rel=1e-6)
+    assert dist.loc[pair] == pytest.approx(each["atelier_profile"].loc[pair], rel=1e-6)
 
 
 def test_committed_zoo_is_the_default_plan_measured_whole():

@@ -403,3 +403,28 @@ def test_neighbour_ceiling_finds_a_dataset_that_mirrors_the_target():
     assert ceiling["hit@1"] == 1.0 and ceiling["rel@1"] == pytest.approx(1.0) and ceiling["pearson"] > 0.99
     res = leave_one_dataset_out(zoo, {"nn": nearest_dataset}, ["d2"])
     assert res["nn"]["d2"].metrics["pearson"] < ceiling["pearson"]
+
+
+def test_ranker_chooses_the_informative_similarity_method_by_inner_cv():
+    zoo, _ = make_zoo(n_models=10)
+    rng = np.random.default_rng(3)
+    names = list(POS)
+    for i, a in enumerate(names):  # a second measure that knows nothing about the datasets
+        for b in names[i + 1:]:
+            zoo.similarities.append(SimilarityRow(a, b, float(rng.uniform(1, 8)), "noise"))
+    tables = tables_from_zoo(zoo.without_results_of(["d5"]))
+    assert sorted(tables.dist_by_method) == ["line", "noise"]
+    np.testing.assert_allclose(tables.dist.loc["d5", "d3"], (2.0 + tables.dist_by_method["noise"].loc["d5", "d3"]) / 2)
+    r = Ranker(FAST).fit(tables, hide=["d5"])
+    assert r.cv["similarity"] == "line" and r.config.similarity == "line"
+    assert r.cv["similarity_inner_scores"]["line"] > r.cv["similarity_inner_scores"]["noise"]
+    line_only = Ranker(FAST).fit(tables.with_method("line"), hide=["d5"])
+    np.testing.assert_allclose(r.scores(tables, "d5")[0], line_only.scores(tables.with_method("line"), "d5")[0])
+    top = r.rank(tables, "d5", k=3)[0]
+    assert [n["dataset"] for n in top.evidence["similar_datasets"]][:2] in (["d4", "d6"], ["d6", "d4"])
+    back = Ranker.from_bytes(r.to_bytes())
+    assert back.config.similarity == "line"
+    np.testing.assert_allclose(back.scores(tables, "d5")[0], r.scores(tables, "d5")[0])
+    # an inline target's distances stand for every method's
+    new = tables.with_target("new", {"d4": 0.5, "d6": 0.5}).with_method("line")
+    assert new.dist.loc["new", "d4"] == 0.5 and new.dist.loc["d4", "new"] == 0.5

@@ -193,9 +193,18 @@ def test_profiled_folders_get_similarities_and_rank_inline_by_profile(api, clean
     assert all(j["result"]["caption_encoder"].startswith(expected) for j in results)
     graph = api.get("/v1/selection/graph").json()
     names = {n["id"]: n["name"] for n in graph["nodes"]}
-    dist = {frozenset((names[e["source"]], names[e["target"]])): e["value"]
-            for e in graph["edges"] if e["type"] == "similarity"}
-    assert len(dist) == 3 and all(0 <= v <= 1 for v in dist.values())  # normalised per modality
+    by_method: dict[str, dict] = {}
+    for e in graph["edges"]:
+        if e["type"] == "similarity":
+            by_method.setdefault(e["method"], {})[frozenset((names[e["source"]], names[e["target"]]))] = e["value"]
+    # the combined distance and each modality's own (image, caption): a ranker may choose by inner CV
+    combined = next(m for m in by_method if ":image:" not in m and ":caption:" not in m)
+    image = next(m for m in by_method if ":image:" in m)
+    caption = next(m for m in by_method if ":caption:" in m)
+    assert len(by_method) == 3 and all(len(d) == 3 for d in by_method.values())
+    dist = by_method[combined]
+    assert all(0 <= v <= 1 for d in by_method.values() for v in d.values())  # normalised per modality
+    assert all(dist[k] == pytest.approx((by_method[image][k] + by_method[caption][k]) / 2) for k in dist)
     assert dist[frozenset(("ring-a", "ring-b"))] < dist[frozenset(("ring-a", "stripe-a"))]
 
     # an inline dataset by profile: a registered one's profile is the nearest to itself

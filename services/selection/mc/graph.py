@@ -15,7 +15,7 @@ none of its results: that is how a target is hidden and how a new dataset is add
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -45,6 +45,9 @@ class GraphTables:
     model_family: pd.Series  # model -> family ('' unknown)
     dataset_feats: pd.DataFrame  # datasets x (log_size, log_classes)
     pretrain_key: pd.Series  # model -> name in dist of its pretraining data, or None
+    # with several similarity methods: each one's distances on dist's index (dist is their mean);
+    # empty with one method. A ranker may choose one (RankerConfig.similarity), see with_method
+    dist_by_method: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def distance(self, a: str, b: Iterable[str]) -> np.ndarray:
         b = list(b)
@@ -52,14 +55,27 @@ class GraphTables:
             return np.full(len(b), np.nan)
         return self.dist.loc[a].reindex(b).to_numpy(dtype=float)
 
+    def with_method(self, method: str) -> "GraphTables":
+        """These tables with one similarity method's distances as dist (memoised; unchanged when the
+        method is not among dist_by_method)."""
+        if method not in self.dist_by_method:
+            return self
+        return memo(self, ("with_method", method), lambda: replace(self, dist=self.dist_by_method[method], dist_by_method={}))
+
     def with_target(self, name: str, distances: dict[str, float], meta: dict[str, float] | None = None) -> "GraphTables":
-        """A copy with an extra dataset node known only by its distances (inductive ranking)."""
+        """A copy with an extra dataset node known only by its distances (inductive ranking); the
+        distances, given in one measure, stand for every similarity method's."""
         names = list(self.dist.index) + ([name] if name not in self.dist.index else [])
-        dist = self.dist.reindex(index=names, columns=names)
-        for other, v in distances.items():
-            if other in dist.index:
-                dist.loc[name, other] = dist.loc[other, name] = float(v)
-        dist.loc[name, name] = 0.0
+
+        def add(frame: pd.DataFrame) -> pd.DataFrame:
+            frame = frame.reindex(index=names, columns=names)
+            for other, v in distances.items():
+                if other in frame.index:
+                    frame.loc[name, other] = frame.loc[other, name] = float(v)
+            frame.loc[name, name] = 0.0
+            return frame
+
+        dist = add(self.dist)
         feats = self.dataset_feats.copy()
         meta = meta or {}
         feats.loc[name] = [_log(meta.get("size")), _log(meta.get("number_of_classes"))]
@@ -67,6 +83,7 @@ class GraphTables:
         return GraphTables(
             self.models, datasets, self.quality.reindex(columns=datasets), self.norm.reindex(columns=datasets), dist,
             self.model_feats, self.families, self.model_family, feats, self.pretrain_key,
+            {m: add(d) for m, d in self.dist_by_method.items()},
         )
 
 
@@ -92,6 +109,9 @@ def tables_from_zoo(zoo: Zoo) -> GraphTables:
     q = zoo.quality_matrix()
     models, datasets = list(q.index), list(q.columns)
     dist = zoo.distance_matrix(include_external=True)
+    methods = zoo.similarity_methods()
+    by_method = {m: zoo.distance_matrix(include_external=True, method=m).reindex(index=dist.index, columns=dist.columns)
+                 for m in methods} if len(methods) > 1 else {}
     rows = {}
     pre = {}
     for m in models:
@@ -129,6 +149,7 @@ def tables_from_zoo(zoo: Zoo) -> GraphTables:
         model_family=fam,
         dataset_feats=pd.DataFrame.from_dict(dfe, orient="index", columns=["log_size", "log_classes"]).astype(float),
         pretrain_key=pd.Series(pre, dtype=object),
+        dist_by_method=by_method,
     )
 
 

@@ -16,6 +16,8 @@ Anchor, correction, s in {0, .25, .5, 1}, g in {0, .25} and p in {0, .25, .5, 1}
 grouped cross-validation over the training datasets only, scored on the benchmark's own metrics (pearson + rel@1 = truth of the top /
 best truth, per held-out training dataset, averaged), with the one-standard-error rule: the
 simplest blend within one SE of the best (few, small options: less overfitting of 11 folds).
+With `top_blend` (an option) a second blend, chosen on rel@1 alone, picks the first model and the
+rest keep the first blend's order; corrections may then include nearest-dataset transfer (e_nn1).
 
 Data-quality rule (decided from the training rows alone, never from a target's results):
 datasets that `records.flag_degenerate` flags (near-constant results, most runs failed,
@@ -355,6 +357,9 @@ class RankerConfig:
     # (rel@1). With top_blend the inner CV also picks a second blend on rel@1 alone; its best model
     # goes first and the rest keep the first blend's order
     top_blend: bool = False
+    # several similarity methods (e.g. one per profile modality): "auto" fits a ranker on each
+    # method's distances and keeps the one with the best inner-CV score; or a method's name
+    similarity: str = "auto"
     drop_degenerate: bool = True  # data-quality rule, see the module docstring
     # members fitted with seeds seed .. seed+members-1, their standardised scores averaged: the
     # inner CV's fold split, the GNN's initialisation and LightGBM's sampling all follow the seed,
@@ -523,6 +528,16 @@ class Ranker:
         caller will rank right away (their graph scores are computed here, inductively)."""
         cfg = self.config
         tables = zoo if isinstance(zoo, GraphTables) else tables_from_zoo(zoo)
+        if cfg.similarity == "auto" and tables.dist_by_method:
+            # which similarity to trust is learnt like the rest: by the training datasets' inner CV
+            fits = {m: Ranker(replace(cfg, similarity=m)).fit(tables, hide=hide, targets=targets)
+                    for m in sorted(tables.dist_by_method)}
+            scores = {m: r.inner_score for m, r in fits.items()}
+            chosen = max(scores, key=lambda m: scores[m])
+            self.__dict__.update(fits[chosen].__dict__)
+            self.cv = {**self.cv, "similarity": chosen, "similarity_inner_scores": scores}
+            return self
+        tables = tables.with_method(cfg.similarity)
         if cfg.members > 1:
             self.members = [Ranker(replace(cfg, members=1, seed=cfg.seed + k)).fit(tables, hide=hide, targets=targets)
                             for k in range(cfg.members)]
@@ -680,6 +695,11 @@ class Ranker:
         self.cv = {**lead.cv, "members": [m.cv for m in self.members]}
         self.version = hashlib.sha256("".join(m.version for m in self.members).encode()).hexdigest()[:16]
 
+    @property
+    def inner_score(self) -> float:
+        """The chosen blend's inner-CV criterion (pearson + rel@1), averaged over members."""
+        return float(np.mean([m.cv["inner_score"] for m in (self.members or [self])]))
+
     def _fit_one(self, X, y, groups, params, objective, names):
         names = list(names)
         cat = [names.index("m_family")] if "m_family" in names else "auto"
@@ -769,6 +789,7 @@ class Ranker:
 
     def scores(self, tables: GraphTables, target: str, context: Sequence[str] | None = None) -> tuple[np.ndarray, pd.DataFrame]:
         """Blended score of every model in tables.models for `target`, plus the feature frame."""
+        tables = tables.with_method(self.config.similarity)
         score, top, names, F, _ = self._score_matrix(tables, target, context)
         score = self._top_first(score, top, np.arange(len(score)))
         return score, pd.DataFrame(F, index=tables.models, columns=names)
@@ -791,6 +812,7 @@ class Ranker:
             key = ("with_target", target, tuple(sorted((distances or {}).items())), tuple(sorted((metadata or {}).items())))
             base_tables = tables
             tables = memo(base_tables, key, lambda: base_tables.with_target(target, distances or {}, metadata))
+        tables = tables.with_method(self.config.similarity)
         score, top, names, F, context = self._score_matrix(tables, target)
         col = {n: j for j, n in enumerate(names)}
         idx = memo(tables, "model_index", lambda: {m: i for i, m in enumerate(tables.models)})

@@ -167,8 +167,12 @@ class Zoo:
         q = df.groupby(["model", "dataset"])["v"].max().unstack("dataset")
         return q.reindex(index=sorted(set(self.models) | set(q.index)), columns=sorted(set(self.datasets) | set(q.columns)))
 
-    def distance_matrix(self, *, include_external: bool = False) -> pd.DataFrame:
-        """Symmetric dataset x dataset distances; NaN where unknown; mean of several methods' rows.
+    def similarity_methods(self) -> list[str]:
+        return sorted({s.method for s in self.similarities})
+
+    def distance_matrix(self, *, include_external: bool = False, method: str | None = None) -> pd.DataFrame:
+        """Symmetric dataset x dataset distances; NaN where unknown; mean of several methods' rows,
+        or only `method`'s.
 
         include_external adds names that only appear in similarity rows (e.g. pretraining sets).
         """
@@ -181,6 +185,8 @@ class Zoo:
         arr = np.full((len(names), len(names)), np.nan)
         acc: dict[tuple[str, str], list[float]] = {}
         for s in self.similarities:
+            if method is not None and s.method != method:
+                continue
             if s.dataset_a in names_set and s.dataset_b in names_set:
                 acc.setdefault((s.dataset_a, s.dataset_b), []).append(s.value)
                 acc.setdefault((s.dataset_b, s.dataset_a), []).append(s.value)

@@ -50,14 +50,42 @@ def profile_distance(profile_a: np.ndarray, profile_b: np.ndarray) -> float:
     nearest neighbour shared the dataset's renderer family for 38% of the targets; per modality, 75%.
     Single-block profiles keep the plain Fréchet distance.
     """
+    blocks_a, blocks_b = _comparable_blocks(profile_a, profile_b)
+    if len(blocks_a) == 1:
+        return frechet_distance(*blocks_a[0], *blocks_b[0])
+    return float(np.mean(modality_distances(profile_a, profile_b)))
+
+
+def _comparable_blocks(profile_a: np.ndarray, profile_b: np.ndarray):
     from .profile import unpack_blocks
 
     blocks_a, blocks_b = unpack_blocks(profile_a), unpack_blocks(profile_b)
     if [m.size for m, _ in blocks_a] != [m.size for m, _ in blocks_b]:
         raise ValueError("profiles with different layouts (encoders) are not comparable")
-    if len(blocks_a) == 1:
-        return frechet_distance(*blocks_a[0], *blocks_b[0])
-    return float(np.mean([normalised_frechet(*a, *b) for a, b in zip(blocks_a, blocks_b)]))
+    return blocks_a, blocks_b
+
+
+def modality_distances(profile_a: np.ndarray, profile_b: np.ndarray) -> list[float]:
+    """The normalised Fréchet distance of each modality block (image, then caption) on its own:
+    profile_distance of a multi-block profile is their mean. Kept apart, they are separate
+    similarity methods a ranker can choose between (RankerConfig.similarity)."""
+    blocks_a, blocks_b = _comparable_blocks(profile_a, profile_b)
+    return [normalised_frechet(*a, *b) for a, b in zip(blocks_a, blocks_b)]
+
+
+def profile_methods(image_encoder: str, caption_encoder: str) -> dict[str, str]:
+    """Similarity-method names of the distances one profile layout yields: "combined" (their mean,
+    profile_distance) and, per modality block in order, "image" and "caption" (modality_distances)."""
+    return {"combined": f"frechet-norm:{image_encoder}+{caption_encoder}",
+            "image": f"frechet-norm:image:{image_encoder}", "caption": f"frechet-norm:caption:{caption_encoder}"}
+
+
+def modality_of(method: str) -> str | None:
+    """'image' or 'caption' for a per-modality profile method (see profile_methods), else None."""
+    for label in ("image", "caption"):
+        if method.startswith(f"frechet-norm:{label}:"):
+            return label
+    return None
 
 
 def distance_to_weight(distance: np.ndarray, tau: float) -> np.ndarray:

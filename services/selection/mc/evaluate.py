@@ -102,10 +102,11 @@ def ranker_method(config: RankerConfig) -> Method:
 
 
 def lgbm_without_graph() -> Method:
-    """Baseline: LightGBM regression over model, dataset and evidence features, no graph,
-    no blend, one seed (only its size is chosen by inner CV)."""
+    """Baseline: LightGBM regression over model, dataset and evidence features, no graph, no
+    blend, no top blend, one seed (inner CV chooses only its size and, where there are several,
+    the similarity method, as the primary does)."""
     return ranker_method(RankerConfig(families=("model", "dataset", "evidence"), embedding="none", blend_grid=(1.0,), members=1,
-                                      corrections=("lgbm",), graph_grid=(0.0,), monotone=False,
+                                      corrections=("lgbm",), graph_grid=(0.0,), monotone=False, top_blend=False,
                                       objective="regression", select_graph_family=False))
 
 

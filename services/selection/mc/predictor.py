@@ -16,8 +16,10 @@ Anchor, correction, s in {0, .25, .5, 1}, g in {0, .25} and p in {0, .25, .5, 1}
 grouped cross-validation over the training datasets only, scored on the benchmark's own metrics (pearson + rel@1 = truth of the top /
 best truth, per held-out training dataset, averaged), with the one-standard-error rule: the
 simplest blend within one SE of the best (few, small options: less overfitting of 11 folds).
-With `top_blend` (an option) a second blend, chosen on rel@1 alone, picks the first model and the
-rest keep the first blend's order; corrections may then include nearest-dataset transfer (e_nn1).
+The correction may also be nearest-dataset transfer (e_nn1), so each neighbour baseline is a blend
+the inner CV can choose. With `top_blend` (the default) a second blend, chosen on rel@1 alone, picks
+the first model and the rest keep the first blend's order. With several similarity methods the
+whole fit runs once per method and the best inner-CV score keeps its method (`similarity="auto"`).
 
 Data-quality rule (decided from the training rows alone, never from a target's results):
 datasets that `records.flag_degenerate` flags (near-constant results, most runs failed,
@@ -347,8 +349,10 @@ class RankerConfig:
     graph_grid: tuple[float, ...] = (0.0, 0.25)  # extra weight of the graph score
     pretrain_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)  # extra weight of the pretraining-data match
     priors: tuple[str, ...] = ANCHORS  # anchors: best-on-average mean / low-rank collaborative filtering
-    taus: tuple[float, ...] = (0.5, 1.0, 2.0)  # similarity-weighted evidence as a correction
-    corrections: tuple[str, ...] = ("lgbm", "sw")  # what may correct the anchor
+    taus: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)  # similarity-weighted evidence as a correction
+    # what may correct the anchor: LightGBM, similarity-weighted evidence, nearest-dataset transfer
+    # (with the latter two every neighbour baseline is a blend the inner CV can choose)
+    corrections: tuple[str, ...] = ("lgbm", "sw", "nn")
     objective: str = "regression"  # regression | lambdarank | auto (chosen by inner CV; 2x the fits)
     select_graph_family: bool = False  # inner CV also tries LightGBM without the graph features (2x the fits)
     monotone: bool = True  # LightGBM: more evidence of quality never lowers the prediction
@@ -356,7 +360,7 @@ class RankerConfig:
     # the metrics ask two things: the order of all candidates (pearson) and the choice of the first
     # (rel@1). With top_blend the inner CV also picks a second blend on rel@1 alone; its best model
     # goes first and the rest keep the first blend's order
-    top_blend: bool = False
+    top_blend: bool = True
     # several similarity methods (e.g. one per profile modality): "auto" fits a ranker on each
     # method's distances and keeps the one with the best inner-CV score; or a method's name
     similarity: str = "auto"
@@ -753,9 +757,10 @@ class Ranker:
                 Fm = F.copy()
                 for j in graph_cols:
                     Fm[:, j] = gm if names[j] == "g_score" else _relative(gm)
-            total = total + _z(m._blend_score(names, Fm))
+            shared: dict = {}
+            total = total + _z(m._blend_score(names, Fm, memo_=shared))
             if m.top_blend is not None:
-                top = (0.0 if top is None else top) + _z(m._blend_score(names, Fm, m.top_blend))
+                top = (0.0 if top is None else top) + _z(m._blend_score(names, Fm, m.top_blend, memo_=shared))
         top = None if top is None else np.nan_to_num(top, nan=-1e9)
         return np.nan_to_num(total / len(members), nan=-1e9), top, names, F, context
 
@@ -769,7 +774,10 @@ class Ranker:
         out[j] = max(out[j], float(np.nextafter(out[among].max(), np.inf)))
         return out
 
-    def _blend_score(self, names: list[str], F: np.ndarray, blend: dict[str, Any] | None = None) -> np.ndarray:
+    def _blend_score(self, names: list[str], F: np.ndarray, blend: dict[str, Any] | None = None,
+                     memo_: dict | None = None) -> np.ndarray:
+        """The blend's score of every row of F; `memo_` shares the LightGBM prediction between the
+        blends of one ranker on the same F (the main and the top blend use the same model)."""
         col = {n: j for j, n in enumerate(names)}
         b = blend or self.blend or {"anchor": "e_mean", "correction": None, "shrink": 0.0, "graph": 0.0}
         s, g = b["shrink"], b["graph"]
@@ -777,7 +785,10 @@ class Ranker:
         if b["anchor"] in col and s < 1:
             score += (1 - s) * _z(F[:, col[b["anchor"]]])
         if s > 0 and b["correction"] == "lgbm" and self.model is not None:
-            score += s * _z(_predict(self.model, F[:, [col[c] for c in self.lgbm_features]]))
+            memo_ = {} if memo_ is None else memo_
+            if "lgbm" not in memo_:
+                memo_["lgbm"] = _z(_predict(self.model, F[:, [col[c] for c in self.lgbm_features]]))
+            score += s * memo_["lgbm"]
         elif s > 0 and b["correction"] in col:
             score += s * _z(F[:, col[b["correction"]]])
         if g > 0 and "g_score" in col:

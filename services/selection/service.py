@@ -289,19 +289,17 @@ def store_profile_similarities(*, db_session: Session, dataset: Dataset, methods
     """Distances from this dataset's profile to every other profiled dataset of the same layout:
     the combined one under methods["combined"] and, for an image + caption profile, each modality's
     under methods["image"] / methods["caption"] (a ranker may choose one by inner CV)."""
-    from services.selection.mc.similarity import modality_distances
+    from services.selection.mc.similarity import profile_distances
 
     others = db_session.scalars(select(Dataset).where(Dataset.id != dataset.id, Dataset.profile.is_not(None)))
     count = 0
     for other in others:
-        value = _comparable_distance(np.asarray(dataset.profile), other.profile)
-        if value is None:
+        try:
+            values = profile_distances(np.asarray(dataset.profile), np.asarray(other.profile))
+        except ValueError:  # profiled with other encoders (another layout): not comparable
             continue
-        _upsert_similarity(db_session, dataset, other, value, methods["combined"])
-        per = modality_distances(np.asarray(dataset.profile), np.asarray(other.profile))
-        if len(per) == 2:
-            for label, v in zip(("image", "caption"), per):
-                _upsert_similarity(db_session, dataset, other, v, methods[label])
+        for label, value in values.items():
+            _upsert_similarity(db_session, dataset, other, value, methods[label])
         count += 1
     db_session.commit()
     return count
@@ -434,14 +432,10 @@ def _model_names(db_session: Session, idents: list[str]) -> list[str]:
 def _comparable_distance(profile: np.ndarray, other, method: str = "") -> float | None:
     """profile_distance (or one modality's distance, for a per-modality method), or None where
     `other` was profiled with other encoders (another layout)."""
-    from services.selection.mc.similarity import modality_distances, modality_of, profile_distance
+    from services.selection.mc.similarity import modality_of, profile_distances
 
     try:
-        label = modality_of(method)
-        if label is None:
-            return profile_distance(profile, np.asarray(other))
-        per = modality_distances(profile, np.asarray(other))
-        return per[("image", "caption").index(label)] if len(per) == 2 else None
+        return profile_distances(profile, np.asarray(other)).get(modality_of(method) or "combined")
     except ValueError:
         return None
 

@@ -117,14 +117,15 @@ def test_packaged_sentence_encoder_puts_like_captions_together():
 def test_modality_distances_are_the_parts_of_the_profile_distance_and_inline_ranking_reads_the_chosen_one():
     from services.selection.mc.profile import gaussian, pack_blocks
     from services.selection.mc.records import DatasetRow, Zoo
-    from services.selection.mc.similarity import modality_distances, modality_of, profile_methods
+    from services.selection.mc.similarity import modality_of, profile_distances, profile_methods
     from services.selection.service import _distances_from_profile
 
     rng = np.random.default_rng(5)
     a = pack_blocks([gaussian(rng.normal(0, 1, (100, 3))), gaussian(rng.normal(0, 1, (100, 2)))])
     b = pack_blocks([gaussian(rng.normal(2, 1, (100, 3))), gaussian(rng.normal(0, 1, (100, 2)))])  # images differ
-    image, caption = modality_distances(a, b)
-    assert image > 0.3 > caption and profile_distance(a, b) == pytest.approx((image + caption) / 2)
+    each = profile_distances(a, b)
+    image, caption = each["image"], each["caption"]
+    assert image > 0.3 > caption and profile_distance(a, b) == each["combined"] == pytest.approx((image + caption) / 2)
     methods = profile_methods("pixel-stats-v1", "all-minilm")
     assert [modality_of(methods[k]) for k in ("combined", "image", "caption")] == [None, "image", "caption"]
     zoo = Zoo()

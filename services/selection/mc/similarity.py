@@ -50,10 +50,7 @@ def profile_distance(profile_a: np.ndarray, profile_b: np.ndarray) -> float:
     nearest neighbour shared the dataset's renderer family for 38% of the targets; per modality, 75%.
     Single-block profiles keep the plain Fréchet distance.
     """
-    blocks_a, blocks_b = _comparable_blocks(profile_a, profile_b)
-    if len(blocks_a) == 1:
-        return frechet_distance(*blocks_a[0], *blocks_b[0])
-    return float(np.mean(modality_distances(profile_a, profile_b)))
+    return profile_distances(profile_a, profile_b)["combined"]
 
 
 def _comparable_blocks(profile_a: np.ndarray, profile_b: np.ndarray):
@@ -65,17 +62,24 @@ def _comparable_blocks(profile_a: np.ndarray, profile_b: np.ndarray):
     return blocks_a, blocks_b
 
 
-def modality_distances(profile_a: np.ndarray, profile_b: np.ndarray) -> list[float]:
-    """The normalised Fréchet distance of each modality block (image, then caption) on its own:
-    profile_distance of a multi-block profile is their mean. Kept apart, they are separate
-    similarity methods a ranker can choose between (RankerConfig.similarity)."""
+def profile_distances(profile_a: np.ndarray, profile_b: np.ndarray) -> dict[str, float]:
+    """Every distance a pair of profiles yields, each block compared once: "combined"
+    (profile_distance) and, for an image + caption profile, "image" and "caption", each block's
+    normalised Fréchet distance on its own (their mean is the combined one). Kept apart, they are
+    separate similarity methods a ranker can choose between (RankerConfig.similarity)."""
     blocks_a, blocks_b = _comparable_blocks(profile_a, profile_b)
-    return [normalised_frechet(*a, *b) for a, b in zip(blocks_a, blocks_b)]
+    if len(blocks_a) == 1:
+        return {"combined": frechet_distance(*blocks_a[0], *blocks_b[0])}
+    per = [normalised_frechet(*a, *b) for a, b in zip(blocks_a, blocks_b)]
+    out = {"combined": float(np.mean(per))}
+    if len(per) == 2:
+        out.update(image=per[0], caption=per[1])
+    return out
 
 
 def profile_methods(image_encoder: str, caption_encoder: str) -> dict[str, str]:
     """Similarity-method names of the distances one profile layout yields: "combined" (their mean,
-    profile_distance) and, per modality block in order, "image" and "caption" (modality_distances)."""
+    profile_distance) and, per modality block in order, "image" and "caption" (profile_distances)."""
     return {"combined": f"frechet-norm:{image_encoder}+{caption_encoder}",
             "image": f"frechet-norm:image:{image_encoder}", "caption": f"frechet-norm:caption:{caption_encoder}"}
 

@@ -140,7 +140,8 @@ def measure_rank_latency(zoo=None, *, n_models: int = 1000, calls: int = 200, se
     """p50/p99 of Ranker.rank over n_models candidates, in-process, on the GraphTables the
     service keeps in memory. Every call recomputes the evidence features and the LightGBM
     prediction; the GNN score of a (tables, target, context) is memoised, so two numbers:
-    cold (the memoised GNN score dropped before every call: a first call for a target) and warm
+    cold (the memoised GNN score and its message graph dropped before every call: a first call
+    for a target) and warm
     (memo kept). p50_ms / p99_ms are the cold ones. first_call_ms: the very first call on the
     tables, including the per-tables precompute (done once per data revision). Pass `setup`
     to reuse a LatencySetup."""
@@ -149,7 +150,7 @@ def measure_rank_latency(zoo=None, *, n_models: int = 1000, calls: int = 200, se
 
     def forget():
         cache = tables.__dict__.get("_memo", {})
-        for key in [k for k in cache if isinstance(k, tuple) and k and k[0] in ("graph_score", "with_target")]:
+        for key in [k for k in cache if isinstance(k, tuple) and k and k[0] in ("graph_score", "gnn_graph", "with_target")]:
             del cache[key]
 
     tables.__dict__.pop("_memo", None)

@@ -428,3 +428,25 @@ def test_ranker_chooses_the_informative_similarity_method_by_inner_cv():
     # an inline target's distances stand for every method's
     new = tables.with_target("new", {"d4": 0.5, "d6": 0.5}).with_method("line")
     assert new.dist.loc["new", "d4"] == 0.5 and new.dist.loc["d4", "new"] == 0.5
+
+
+def test_gat_inference_with_its_self_loops_in_the_graph_equals_the_training_network():
+    """edge_scores adds GAT's self-loops once per graph; GATConv adding them per call gives the same."""
+    from services.selection.mc.embed import GNNEmbedder, LinkEncoder, _Edges
+    from services.selection.mc.graph import node_features
+
+    zoo, _ = make_zoo(n_models=10)
+    tables = tables_from_zoo(zoo.without_results_of(["d5"]))
+    visible = [d for d in tables.datasets if d != "d5"]
+    emb = GNNEmbedder(kind="gat", epochs=10, seed=1).fit(tables, visible)
+    got = emb.edge_scores(tables, visible, ["d5"])["d5"]
+    ref = LinkEncoder(emb.in_dim, emb.dim, "gat")
+    ref.load_state_dict(emb.state)
+    ref.eval()
+    edges = _Edges(tables, emb.k)
+    ei, ew = edges.graph(visible)
+    with torch.no_grad():
+        h = ref(node_features(tables), ei, ew)
+        want = ref.score(h[: edges.M], h[edges.M + edges.pos["d5"]].expand_as(h[: edges.M])).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert all(conv.add_self_loops for conv in ref.convs)  # the reference adds them itself

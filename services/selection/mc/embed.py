@@ -154,12 +154,34 @@ class GNNEmbedder:
         return self
 
     def _net(self) -> LinkEncoder:
+        """The inference network. GAT's self-loops come with the graph (`message_graph`), the same
+        ones GATConv would add on every call (remove, then add with the mean incoming edge
+        attribute): once per graph instead of once per conv and member."""
         net = getattr(self, "_netobj", None)
         if net is None:
             net = LinkEncoder(self.in_dim, self.dim, self.kind)
             net.load_state_dict(self.state)
+            if self.kind == "gat":
+                for conv in net.convs:
+                    conv.add_self_loops = False
             self._netobj = net.eval()
         return self._netobj
+
+    def message_graph(self, tables: GraphTables, shown: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inference edges for `shown` results, memoised per (tables, k, shown): the members of an
+        ensemble share one graph; for GAT with its self-loops already added (see _net)."""
+        def build():
+            from torch_geometric.utils import add_self_loops, remove_self_loops
+
+            edges = memo(tables, ("edges", self.k), lambda: _Edges(tables, self.k))
+            ei, ew = edges.graph(shown)
+            if self.kind == "gat":
+                ei, ea = remove_self_loops(ei, ew[:, None])
+                ei, ea = add_self_loops(ei, ea, fill_value="mean", num_nodes=node_features(tables).shape[0])
+                ew = ea[:, 0]
+            return ei, ew
+
+        return memo(tables, ("gnn_graph", self.k, self.kind == "gat", tuple(shown)), build)
 
     @torch.no_grad()
     def edge_scores(self, tables: GraphTables, visible: Sequence[str], queries: Sequence[str]) -> dict[str, np.ndarray]:
@@ -168,7 +190,7 @@ class GNNEmbedder:
         net = self._net()
         shown = [d for d in visible if d not in set(queries)]
         edges = memo(tables, ("edges", self.k), lambda: _Edges(tables, self.k))
-        ei, ew = edges.graph(shown)
+        ei, ew = self.message_graph(tables, shown)
         h = net(node_features(tables), ei, ew)
         hm = h[: edges.M]
         return {q: net.score(hm, h[edges.M + edges.pos[q]].expand_as(hm)).numpy() for q in queries}

@@ -476,6 +476,15 @@ def _simplest_within_one_se(combos: list[tuple], crit: np.ndarray, one_se: bool)
     return int(min(ok, key=lambda i: (_complexity(combos[i]), i)))
 
 
+def _blend_of(combo: tuple, anchors: Sequence[str]) -> dict[str, Any]:
+    """A chosen (anchor, correction, s, g, p) combo as the stored blend, with names: the anchor
+    feature, the correction ("lgbm", "e_sw<tau>" or a feature such as "e_nn1"; None at s = 0)."""
+    ai, corr, s, g, p = combo
+    correction = {"L": "lgbm", "S": f"e_sw{corr[1]}", "F": corr[1]}[corr[0]] if corr is not None and s > 0 else None
+    return {"anchor": anchors[ai] if ai is not None else None, "correction": correction,
+            "shrink": s, "graph": g, "pretrain": p}
+
+
 def _complexity(combo: tuple) -> tuple:
     anchor_i, corr, s, g, p = combo
     return (int(s > 0) + int(g > 0) + int(p > 0), s + g + p, anchor_i)
@@ -654,23 +663,17 @@ class Ranker:
         pi, obj, fs = v
         self.lgbm_params, self.objective = cfg.lgbm_grid[pi], obj
         self.lgbm_features = list(featsets[fs])
-        uses_lgbm = corr is not None and corr[0] == "L" and s > 0
+        self.blend = _blend_of(combos[best], anchors)
+        uses_lgbm = self.blend["correction"] == "lgbm"
         self.top_blend = None
         if cfg.top_blend:
             # the same LightGBM variant as the main blend (or none): one fitted model serves both
             allowed = [i for i, c in enumerate(combos) if c[1] is None or c[1][0] != "L" or c[1][1] == v]
             ti = allowed[_simplest_within_one_se([combos[i] for i in allowed], crit_top[allowed], cfg.one_se)]
-            t_ai, t_corr, t_s, t_g, t_p = combos[ti]
-            t_fixed = {"L": "lgbm", "S": f"e_sw{t_corr[1]}", "F": t_corr[1]}.get(t_corr[0]) if t_corr is not None else None
-            self.top_blend = {"anchor": anchors[t_ai] if t_ai is not None else None,
-                              "correction": t_fixed if t_s > 0 else None, "shrink": t_s, "graph": t_g, "pretrain": t_p}
-            uses_top_lgbm = t_fixed == "lgbm" and t_s > 0
+            self.top_blend = _blend_of(combos[ti], anchors)
         self.alpha = s if uses_lgbm else 0.0
         self.tau = corr[1] if corr is not None and corr[0] == "S" else 1.0
-        anchor = anchors[ai] if ai is not None else None
-        fixed = {"L": "lgbm", "S": f"e_sw{self.tau}", "F": corr[1]}.get(corr[0]) if corr is not None else None
-        self.blend = {"anchor": anchor, "correction": fixed if s > 0 else None,
-                      "shrink": s, "graph": g, "pretrain": p}
+        anchor = self.blend["anchor"]
         self.cv = {
             "inner_score": float(crit[best].mean()), "inner_score_best": float(crit.mean(axis=1).max()),
             "one_se": cfg.one_se, "tau": self.tau, "alpha": self.alpha, "lgbm": pi, "objective": obj,
@@ -680,7 +683,7 @@ class Ranker:
             "excluded": dict(self.excluded), "combos": len(combos),
         }
         self.model = None
-        if uses_lgbm or (self.top_blend is not None and uses_top_lgbm):
+        if uses_lgbm or (self.top_blend or {}).get("correction") == "lgbm":
             cj = [col[c] for c in self.lgbm_features]
             self.model = self._fit_one(X[:, cj], y, groups, self.lgbm_params, obj, self.lgbm_features)
         self.version = hashlib.sha256(

@@ -365,6 +365,8 @@ def run_benchmark(*, quick: bool, device: str = "cpu", out: Path | None = None, 
         result["cuda_kernel_agreement"] = cuda_kernel_agreement()
         result["memlean_kernel"] = "compiled (torch.compile, one kernel per parameter)"
     if device == "cuda" and not quick:
+        if out is not None:  # the search takes minutes: what is measured so far survives a stopped run
+            Path(out).write_text(json.dumps(result, indent=2) + "\n")
         _log("largest UNet2DConditionModel at batch 1 within 24 GB, per mode ...")
         result["largest_in_24gb"] = {mode: _largest_gpu_config(mode) for mode in MODES}
     result["wall_seconds"] = time.perf_counter() - started

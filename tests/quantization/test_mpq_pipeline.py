@@ -181,6 +181,45 @@ def test_optional_torchao_kernels_close_to_simulated(tmp_path):
     assert torch.allclose(a, b, atol=5e-2 * a.abs().max().item())
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="torchao's int4 kernel runs on CUDA only")
+def test_optional_torchao_int4_and_int8_kernels_on_cuda(tmp_path):
+    pytest.importorskip("torchao")
+    bundle = build_tiny("dit")
+    cfg = _fast_config(weight_bits=[4, 8], budget={"avg_weight_bits": 5.0, "avg_act_bits": 16.0}, act_bits=[16],
+                       calibration=CalibrationConfig(n=2, sampled_steps=1, prompts=["x"]))
+    run_quantization(bundle, cfg, artifact_dir=tmp_path / "k")
+    simulated = load_quantized(tmp_path / "k", device="cuda")
+    fast = load_quantized(tmp_path / "k", device="cuda", kernels=True)
+    assert set(fast.kernel_plan.values()) == {"Int4WeightOnlyConfig", "Int8WeightOnlyConfig"}
+    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)).cuda()
+    with torch.no_grad():
+        a = simulated.predict_noise(x, 500, simulated.encode_prompts(["x", "y"]))
+        b = fast.predict_noise(x, 500, fast.encode_prompts(["x", "y"]))
+    assert b.dtype == a.dtype == torch.float32
+    # torchao requantizes the 4-bit weights group-wise and computes in bfloat16: close, not equal
+    relative_error = ((a - b).norm() / a.norm()).item()
+    print(f"int4+int8 kernels vs simulated: relative L2 error {relative_error:.4f}")
+    assert relative_error < 0.1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("kind", ["unet2d", "dit"])
+def test_quantization_job_core_runs_on_cuda_like_on_cpu(tmp_path, kind):
+    """A GPU worker loads the model on CUDA: the whole pipeline (calibration, both signals, export and
+    reload, metrics) must run there and agree with the CPU run."""
+    cfg = _fast_config(signal="hybrid")
+    on_cpu = run_quantization(build_tiny(kind), cfg, artifact_dir=tmp_path / "cpu")
+    on_cuda = run_quantization(build_tiny(kind).to("cuda"), cfg, artifact_dir=tmp_path / "cuda")
+    assert on_cuda.export_max_abs_diff == 0.0
+    assert on_cuda.avg_weight_bits <= cfg.budget.avg_weight_bits + 1e-9
+    assert on_cuda.sampled_steps == on_cpu.sampled_steps
+    theta_cpu, theta_cuda = np.asarray(on_cpu.orthogonality_matrix), np.asarray(on_cuda.orthogonality_matrix)
+    # cuDNN convolutions may run in TF32 on CUDA: close, not equal
+    assert np.array_equal(np.isnan(theta_cpu), np.isnan(theta_cuda))
+    assert np.nanmax(np.abs(theta_cpu - theta_cuda)) <= 0.02 * np.nanmax(np.abs(theta_cpu))
+    assert np.isfinite(on_cuda.quality["mse"])
+
+
 def test_data_mode_calibration_from_imagefolder(tmp_path):
     from services.common.diffusion import generate_synthetic_dataset
 

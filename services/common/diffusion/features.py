@@ -164,7 +164,7 @@ class _PrecomputedFeatures(nn.Module):
 def extract_features(images: torch.Tensor, extractor: nn.Module | None = None, *, batch_size: int = 256) -> torch.Tensor:
     """(N, d) float64 features of [-1, 1] images (or uint8), computed in batches."""
     extractor = extractor or _offline_extractor()
-    images = to_uint8(images)
+    images = to_uint8(images).cpu()  # the extractor is built on the CPU
     with torch.no_grad():
         chunks = [extractor(images[i:i + batch_size]).double().cpu() for i in range(0, images.shape[0], batch_size)]
     return torch.cat(chunks)

@@ -41,7 +41,7 @@ def export_quantized(bundle, spec: QuantSpec, artifact_dir: Path) -> dict:
     layers_meta = {}
     for name, q in spec.weights.items():
         tensors[f"{name}.qweight"] = pack_codes(q.codes, q.bits)
-        tensors[f"{name}.scale"] = q.scale.to(torch.float32).numpy()
+        tensors[f"{name}.scale"] = q.scale.to(torch.float32).cpu().numpy()
         layers_meta[name] = {"bits": q.bits, "shape": list(q.codes.shape)}
     quantized_keys = {f"{n}.weight" for n in spec.weights}
     for key, value in bundle.denoiser.state_dict().items():

@@ -95,8 +95,8 @@ def orthogonality_matrix(record: CalibrationRecord, *, beta: float | None, sign:
     thetas, defined_all = [], []
     for k in range(record.grams.shape[0]):
         orm, defined = orm_matrix(record.grams[k])
-        thetas.append(orthogonality_importance(orm, defined, beta=beta, sign=sign).numpy())
-        defined_all.append(defined.numpy())
+        thetas.append(orthogonality_importance(orm, defined, beta=beta, sign=sign).cpu().numpy())
+        defined_all.append(defined.cpu().numpy())
     return np.stack(thetas, 1), np.stack(defined_all, 1)
 
 
@@ -174,7 +174,7 @@ class Replayer:
         args, kwargs, ref = self._call(tuple(ks))
         out = model_output(self.denoiser(*args, **kwargs)).float()
         err = ((out - ref) ** 2).reshape(len(ks), -1).mean(1)
-        return err.numpy().astype(np.float64)
+        return err.cpu().numpy().astype(np.float64)
 
 
 def _step_weights(record: CalibrationRecord) -> np.ndarray:

@@ -233,6 +233,8 @@ def image_metrics(reference: torch.Tensor, test: torch.Tensor, *, fid: bool = Tr
     """paired_quality (mse/psnr/ssim) and, if asked, image_quality (fid/kid) of test vs reference."""
     from services.common import diffusion as toolkit
 
+    # the metrics' feature extractor lives on the CPU; samples may come from a GPU
+    reference, test = reference.detach().float().cpu(), test.detach().float().cpu()
     metrics: dict = {}
     if hasattr(toolkit, "paired_quality"):
         metrics.update({k: float(v) for k, v in toolkit.paired_quality(reference, test).items()})
@@ -343,9 +345,9 @@ def run_quantization(
     t0 = time.perf_counter()
     progress(0.92, "export", {})
     exported = export_quantized(qbundle, spec, Path(artifact_dir))
-    reloaded = load_quantized(artifact_dir)
+    reloaded = load_quantized(artifact_dir, device=bundle.device)
     probe = torch.randn(2, bundle.in_channels, bundle.sample_size, bundle.sample_size,
-                        generator=torch.Generator().manual_seed(0))
+                        generator=torch.Generator().manual_seed(0)).to(bundle.device)
     with torch.no_grad():
         t_probe = record.timesteps[0]
         diff = float((reloaded.predict_noise(probe, t_probe) - qbundle.predict_noise(probe, t_probe)).abs().max())

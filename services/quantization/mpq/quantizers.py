@@ -38,7 +38,7 @@ def quantize_weight(weight: torch.Tensor, bits: int, *, clip_search: bool = True
     qmin, qmax = _signed_range(bits)
     w = weight.detach().to(torch.float32).reshape(weight.shape[0], -1)
     absmax = w.abs().amax(1).clamp_min(1e-12)
-    ratios = CLIP_GRID if clip_search else torch.ones(1)
+    ratios = (CLIP_GRID if clip_search else torch.ones(1)).to(w.device)
     # candidates x channels: error of each clipping ratio, evaluated for all channels at once
     scales = ratios[:, None] * absmax[None, :] / qmax
     errors = []
@@ -102,7 +102,7 @@ def act_relative_error(samples: torch.Tensor, act: ActRange) -> float:
 def pack_codes(codes: torch.Tensor, bits: int) -> np.ndarray:
     """Pack signed b-bit codes (b <= 8) into a little-endian bit stream of uint8."""
     qmin, _ = _signed_range(bits)
-    unsigned = (codes.reshape(-1).to(torch.int16) - qmin).numpy().astype(np.uint8)
+    unsigned = (codes.reshape(-1).to(torch.int16).cpu() - qmin).numpy().astype(np.uint8)
     if bits == 8:
         return unsigned
     bit_planes = (unsigned[:, None] >> np.arange(bits, dtype=np.uint8)) & 1

@@ -450,3 +450,25 @@ def test_gat_inference_with_its_self_loops_in_the_graph_equals_the_training_netw
         want = ref.score(h[: edges.M], h[edges.M + edges.pos["d5"]].expand_as(h[: edges.M])).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert all(conv.add_self_loops for conv in ref.convs)  # the reference adds them itself
+
+
+def test_a_new_target_reuses_its_parent_tables_and_ranks_as_if_built_afresh():
+    """with_target keeps a link to its parent; the numpy views derived from the parent's equal
+    freshly built ones, and ranking a new dataset gives the scores of tables built without the link."""
+    from services.selection.mc.predictor import _base, _Base
+
+    zoo, _ = make_zoo(n_models=10)
+    tables = tables_from_zoo(zoo.without_results_of(["d5"]))
+    new = tables.with_target("new", {"d4": 0.7, "d6": 0.9, "d1": 3.0}, {"size": 500})
+    assert new.__dict__["derived_from"] == (tables, "new")
+    derived, fresh = _base(new), _Base(new)
+    for field in ("norm", "ranks", "have", "have_f", "norm0", "ranks0", "model_feats", "pretrain", "dist"):
+        np.testing.assert_array_equal(getattr(derived, field), getattr(fresh, field), err_msg=field)
+    assert derived.pos == fresh.pos and derived.dist_pos == fresh.dist_pos
+    assert new.dist.loc["new", "d4"] == new.dist.loc["d4", "new"] == 0.7 and np.isnan(new.dist.loc["new", "d2"])
+    r = Ranker(FAST).fit(tables, hide=["d5"])
+    unlinked = tables.with_target("new", {"d4": 0.7, "d6": 0.9, "d1": 3.0}, {"size": 500})
+    del unlinked.__dict__["derived_from"]
+    np.testing.assert_allclose(r.scores(new, "new")[0], r.scores(unlinked, "new")[0])
+    ranked = r.rank(tables, "new", distances={"d4": 0.7, "d6": 0.9, "d1": 3.0}, metadata={"size": 500}, k=None)
+    np.testing.assert_allclose(sorted(m.score for m in ranked), sorted(r.scores(unlinked, "new")[0]))

@@ -64,27 +64,35 @@ class GraphTables:
 
     def with_target(self, name: str, distances: dict[str, float], meta: dict[str, float] | None = None) -> "GraphTables":
         """A copy with an extra dataset node known only by its distances (inductive ranking); the
-        distances, given in one measure, stand for every similarity method's."""
+        distances, given in one measure, stand for every similarity method's. The copy knows its
+        parent (`derived_from`), so per-tables work that the new node cannot change is reused."""
         names = list(self.dist.index) + ([name] if name not in self.dist.index else [])
+        pos = {n: i for i, n in enumerate(names)}
+        known = [(pos[o], float(v)) for o, v in distances.items() if o in pos]
+        rows = np.array([i for i, _ in known], dtype=int)
+        values = np.array([v for _, v in known], dtype=float)
+        at = pos[name]
 
         def add(frame: pd.DataFrame) -> pd.DataFrame:
-            frame = frame.reindex(index=names, columns=names)
-            for other, v in distances.items():
-                if other in frame.index:
-                    frame.loc[name, other] = frame.loc[other, name] = float(v)
-            frame.loc[name, name] = 0.0
-            return frame
+            a = frame.reindex(index=names, columns=names).to_numpy(dtype=float, copy=True)
+            a[at, rows] = values
+            a[rows, at] = values
+            a[at, at] = 0.0
+            return pd.DataFrame(a, index=names, columns=names)
 
         dist = add(self.dist)
         feats = self.dataset_feats.copy()
         meta = meta or {}
         feats.loc[name] = [_log(meta.get("size")), _log(meta.get("number_of_classes"))]
         datasets = self.datasets + ([name] if name not in self.datasets else [])
-        return GraphTables(
+        out = GraphTables(
             self.models, datasets, self.quality.reindex(columns=datasets), self.norm.reindex(columns=datasets), dist,
             self.model_feats, self.families, self.model_family, feats, self.pretrain_key,
             {m: add(d) for m, d in self.dist_by_method.items()},
         )
+        if name not in self.datasets and name not in self.dist.index:
+            out.__dict__["derived_from"] = (self, name)
+        return out
 
 
 def memo(tables: GraphTables, key, fn):

@@ -33,9 +33,12 @@ memoised, evidence and the LightGBM prediction (float32, one thread) are recompu
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import pickle
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
@@ -159,8 +162,60 @@ class _Base:
         self.dataset_feats = tables.dataset_feats
 
 
+    @classmethod
+    def with_new_dataset(cls, parent: "_Base", tables: GraphTables, name: str) -> "_Base":
+        """The views of `tables` = the parent's tables plus one new dataset without results (the
+        last column and the last distance row): the parent's arrays with an empty column, the
+        same as _Base(tables) without re-ranking every column."""
+        b = copy.copy(parent)
+        b.pos = {**parent.pos, name: len(parent.pos)}
+
+        def widen(a: np.ndarray, fill) -> np.ndarray:
+            return np.concatenate([a, np.full((a.shape[0], 1), fill, dtype=a.dtype)], axis=1)
+
+        b.norm, b.ranks = widen(parent.norm, np.nan), widen(parent.ranks, np.nan)
+        b.have, b.have_f = widen(parent.have, False), widen(parent.have_f, 0.0)
+        b.norm0, b.ranks0 = widen(parent.norm0, 0.0), widen(parent.ranks0, 0.0)
+        b.dist_pos = {**parent.dist_pos, name: len(parent.dist_pos)}
+        b.dist = tables.dist.to_numpy(dtype=float)
+        b.dataset_feats = tables.dataset_feats
+        return b
+
+
+RECENT_TARGETS = 32
+_recent_lock = threading.Lock()
+
+
+def _with_target_recent(tables: GraphTables, target: str, distances: dict[str, float],
+                        metadata: dict[str, float] | None) -> GraphTables:
+    """tables.with_target, the last RECENT_TARGETS kept per tables: a client ranking one new
+    dataset again gets the same tables and what is memoised on them, and a stream of new
+    datasets does not grow the memory of a long-running service."""
+    key = (target, tuple(sorted(distances.items())), tuple(sorted((metadata or {}).items())))
+    with _recent_lock:
+        recent = memo(tables, "recent_targets", OrderedDict)
+        hit = recent.get(key)
+        if hit is not None:
+            recent.move_to_end(key)
+            return hit
+    made = tables.with_target(target, distances, metadata)
+    with _recent_lock:
+        hit = recent.setdefault(key, made)
+        recent.move_to_end(key)
+        while len(recent) > RECENT_TARGETS:
+            recent.popitem(last=False)
+    return hit
+
+
 def _base(tables: GraphTables) -> _Base:
-    return memo(tables, "numpy_base", lambda: _Base(tables))
+    def make() -> _Base:
+        derived = tables.__dict__.get("derived_from")
+        if derived is not None:
+            parent, name = derived
+            return _Base.with_new_dataset(_base(parent), tables, name)
+        return _Base(tables)
+
+    return memo(tables, "numpy_base", make)
 
 
 def _family_codes(tables: GraphTables, categories: Sequence[str]) -> np.ndarray:
@@ -822,11 +877,9 @@ class Ranker:
         """Rank candidate models for `target` (a dataset in the zoo, or a new one given by its
         distances to known datasets and optional metadata). Evidence comes from the current rows."""
         tables = zoo if isinstance(zoo, GraphTables) else tables_from_zoo(zoo)
-        if target not in tables.datasets or distances:
-            key = ("with_target", target, tuple(sorted((distances or {}).items())), tuple(sorted((metadata or {}).items())))
-            base_tables = tables
-            tables = memo(base_tables, key, lambda: base_tables.with_target(target, distances or {}, metadata))
         tables = tables.with_method(self.config.similarity)
+        if target not in tables.datasets or distances:
+            tables = _with_target_recent(tables, target, distances or {}, metadata)
         score, top, names, F, context = self._score_matrix(tables, target)
         col = {n: j for j, n in enumerate(names)}
         idx = memo(tables, "model_index", lambda: {m: i for i, m in enumerate(tables.models)})

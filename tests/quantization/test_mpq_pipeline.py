@@ -165,17 +165,21 @@ def test_sensitivity_restores_weights_and_orders_bits():
     assert worse_at_2 > 0.9
 
 
-def test_optional_torchao_kernels_close_to_simulated(tmp_path):
+def _tiny_dit_with_and_without_kernels(tmp_path, avg_weight_bits: float, device: str = "cpu"):
+    """A tiny DiT quantized to 4/8-bit weights (16-bit activations), reloaded simulated and with
+    torchao kernels."""
     pytest.importorskip("torchao")
-    bundle = build_tiny("dit")
-    cfg = _fast_config(weight_bits=[4, 8], budget={"avg_weight_bits": 8.0, "avg_act_bits": 16.0}, act_bits=[16],
+    cfg = _fast_config(weight_bits=[4, 8], budget={"avg_weight_bits": avg_weight_bits, "avg_act_bits": 16.0}, act_bits=[16],
                        calibration=CalibrationConfig(n=2, sampled_steps=1, prompts=["x"]))
-    run_quantization(bundle, cfg, artifact_dir=tmp_path / "k")
-    simulated = load_quantized(tmp_path / "k")
-    fast = load_quantized(tmp_path / "k", kernels=True)
+    run_quantization(build_tiny("dit"), cfg, artifact_dir=tmp_path / "k")
+    return load_quantized(tmp_path / "k", device=device), load_quantized(tmp_path / "k", device=device, kernels=True)
+
+
+def test_optional_torchao_kernels_close_to_simulated(tmp_path):
+    simulated, fast = _tiny_dit_with_and_without_kernels(tmp_path, 8.0)
     assert fast.kernel_plan and set(fast.kernel_plan.values()) == {"Int8WeightOnlyConfig"}
     x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-    cond = bundle.encode_prompts(["x", "y"])
+    cond = simulated.encode_prompts(["x", "y"])
     with torch.no_grad():
         a, b = simulated.predict_noise(x, 500, cond), fast.predict_noise(x, 500, cond)
     assert torch.allclose(a, b, atol=5e-2 * a.abs().max().item())
@@ -183,13 +187,7 @@ def test_optional_torchao_kernels_close_to_simulated(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="torchao's int4 kernel runs on CUDA only")
 def test_optional_torchao_int4_and_int8_kernels_on_cuda(tmp_path):
-    pytest.importorskip("torchao")
-    bundle = build_tiny("dit")
-    cfg = _fast_config(weight_bits=[4, 8], budget={"avg_weight_bits": 5.0, "avg_act_bits": 16.0}, act_bits=[16],
-                       calibration=CalibrationConfig(n=2, sampled_steps=1, prompts=["x"]))
-    run_quantization(bundle, cfg, artifact_dir=tmp_path / "k")
-    simulated = load_quantized(tmp_path / "k", device="cuda")
-    fast = load_quantized(tmp_path / "k", device="cuda", kernels=True)
+    simulated, fast = _tiny_dit_with_and_without_kernels(tmp_path, 5.0, device="cuda")
     assert set(fast.kernel_plan.values()) == {"Int4WeightOnlyConfig", "Int8WeightOnlyConfig"}
     x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)).cuda()
     with torch.no_grad():

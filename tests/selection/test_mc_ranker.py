@@ -184,6 +184,11 @@ def test_latency_setup_is_shared_with_the_gateway_measurement(monkeypatch, tmp_p
     assert len(setup.zoo.models) == 40 and len(setup.candidates) == 40
     lat = bench.measure_rank_latency(setup=setup, calls=5)
     assert lat["candidates"] == 40 and lat["target"] == setup.target and lat["p99_ms"] >= lat["p50_ms"] > 0
+    assert all(lat[f"{kind}_p99_ms"] >= lat[f"{kind}_p50_ms"] > 0 for kind in ("cold", "existing_cold", "warm", "reference"))
+    # each cold call ranked a new dataset; the tables keep only the last few
+    from services.selection.mc.predictor import RECENT_TARGETS
+
+    assert len(setup.tables.__dict__["_memo"]["recent_targets"]) == min(5 + 1, RECENT_TARGETS)
 
     write_benchmark_dir(zoo, tmp_path)
     monkeypatch.setattr(bench, "latency_setup", lambda z, **kw: setup)
@@ -432,8 +437,7 @@ def test_ranker_chooses_the_informative_similarity_method_by_inner_cv():
 
 def test_gat_inference_with_its_self_loops_in_the_graph_equals_the_training_network():
     """edge_scores adds GAT's self-loops once per graph; GATConv adding them per call gives the same."""
-    from services.selection.mc.embed import GNNEmbedder, LinkEncoder, _Edges
-    from services.selection.mc.graph import node_features
+    from services.selection.mc.embed import GNNEmbedder, LinkEncoder
 
     zoo, _ = make_zoo(n_models=10)
     tables = tables_from_zoo(zoo.without_results_of(["d5"]))
@@ -443,10 +447,10 @@ def test_gat_inference_with_its_self_loops_in_the_graph_equals_the_training_netw
     ref = LinkEncoder(emb.in_dim, emb.dim, "gat")
     ref.load_state_dict(emb.state)
     ref.eval()
-    edges = _Edges(tables, emb.k)
+    edges = emb._edges(tables)
     ei, ew = edges.graph(visible)
     with torch.no_grad():
-        h = ref(node_features(tables), ei, ew)
+        h = ref(emb._x(tables), ei, ew)
         want = ref.score(h[: edges.M], h[edges.M + edges.pos["d5"]].expand_as(h[: edges.M])).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert all(conv.add_self_loops for conv in ref.convs)  # the reference adds them itself
@@ -472,3 +476,38 @@ def test_a_new_target_reuses_its_parent_tables_and_ranks_as_if_built_afresh():
     np.testing.assert_allclose(r.scores(new, "new")[0], r.scores(unlinked, "new")[0])
     ranked = r.rank(tables, "new", distances={"d4": 0.7, "d6": 0.9, "d1": 3.0}, metadata={"size": 500}, k=None)
     np.testing.assert_allclose(sorted(m.score for m in ranked), sorted(r.scores(unlinked, "new")[0]))
+
+
+@pytest.mark.parametrize("kind", ["gat", "sage"])
+def test_a_new_dataset_is_embedded_from_its_neighbours_cached_states_as_by_a_whole_forward_pass(kind):
+    """The encoder's preprocessing is fitted on its training datasets, so a new node changes no
+    other node: its embedding from its k neighbours' cached states equals a forward pass over the
+    whole graph with it, and the models' states are the parent graph's."""
+    from services.selection.mc.embed import GNNEmbedder
+
+    zoo, _ = make_zoo(n_models=10)
+    tables = tables_from_zoo(zoo.without_results_of(["d5"]))
+    visible = [d for d in tables.datasets if d != "d5"]
+    emb = GNNEmbedder(kind=kind, epochs=10, seed=1).fit(tables, visible)
+    assert emb.stats is not None and emb.edge_scale > 0
+    distances = {"d4": 0.6, "d6": 1.4, "d2": 2.5, "d0": 4.0}
+    new = tables.with_target("new", distances, {"size": 3000, "number_of_classes": 4})
+    fast = emb.edge_scores(new, visible, ["new"])["new"]
+    assert ("gnn_states", id(emb), tuple(visible)) in tables.__dict__["_memo"]  # computed on the parent
+    whole = tables.with_target("new", distances, {"size": 3000, "number_of_classes": 4})
+    del whole.__dict__["derived_from"]  # no parent: the whole graph's forward pass
+    slow = emb.edge_scores(whole, visible, ["new"])["new"]
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
+    ei, ew = emb.message_graph(whole, visible)
+    with torch.no_grad():
+        states = emb._net().layer_states(emb._x(whole), ei, ew)
+    parent_states = emb.layer_states(tables, visible)
+    M = len(tables.models)
+    np.testing.assert_allclose(states[-1][: M + len(tables.datasets)].numpy(), parent_states[-1].numpy(), rtol=1e-5, atol=1e-6)
+    # the preprocessing travels with the encoder
+    back = GNNEmbedder.from_bytes(emb.to_bytes())
+    assert back.stats == emb.stats and back.edge_scale == emb.edge_scale
+    np.testing.assert_allclose(back.edge_scores(new, visible, ["new"])["new"], fast, rtol=1e-6)
+    # a different neighbourhood gives a different score
+    far = tables.with_target("far", {"d0": 0.3, "d1": 0.8}, {})
+    assert not np.allclose(emb.edge_scores(far, visible, ["far"])["far"], fast)

@@ -8,7 +8,11 @@ used for: to embed a dataset that is reached only through its similarity edges.
 
 Inductive scheme: a dataset with no results (a LODO target, or a new dataset at rank
 time) is a node with only its k-nearest-dataset edges; one forward pass of the trained
-encoder embeds it. Nothing is retrained.
+encoder embeds it. Nothing is retrained. Messages only flow out of datasets with results, and
+the encoder's preprocessing (feature standardisation, the similarity-edge scale) is fitted
+once on its training datasets, so a new node changes no other node's embedding: a new dataset
+is embedded from its k neighbours' cached layer states alone (`edge_scores`), the same numbers
+as a forward pass over the whole graph with it, at a fraction of the cost.
 
 node2vec (library `node2vec` 0.5, networkx + gensim; PyG's Node2Vec needs pyg-lib, not on
 PyPI; pecanpy pins numpy<2) is the transductive comparison: a dataset absent from the
@@ -25,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .graph import GraphTables, knn_dataset_edges, memo, node_features
+from .graph import FeatureStats, GraphTables, dataset_node_features, knn_dataset_edges, memo, node_features
 
 
 class LinkEncoder(nn.Module):
@@ -47,11 +51,18 @@ class LinkEncoder(nn.Module):
         self.head = nn.Sequential(nn.Linear(3 * dim, dim), nn.ReLU(), nn.Linear(dim, 1))
 
     def forward(self, x, edge_index, edge_weight):
-        h = torch.relu(self.inp(x))
+        return self.layer_states(x, edge_index, edge_weight)[-1]
+
+    def layer_states(self, x, edge_index, edge_weight) -> list[torch.Tensor]:
+        """Every node's state after the input layer and after each convolution."""
+        states = [torch.relu(self.inp(x))]
         for conv in self.convs:
-            out = conv(h, edge_index) if self.kind == "sage" else conv(h, edge_index, edge_attr=edge_weight[:, None])
-            h = h + torch.relu(out)  # residual: nodes with few edges keep their own features
-        return h
+            states.append(self.step(conv, states[-1], edge_index, edge_weight))
+        return states
+
+    def step(self, conv, h, edge_index, edge_weight):
+        out = conv(h, edge_index) if self.kind == "sage" else conv(h, edge_index, edge_attr=edge_weight[:, None])
+        return h + torch.relu(out)  # residual: nodes with few edges keep their own features
 
     def score(self, hm, hd):
         return torch.sigmoid(self.head(torch.cat([hm * hd, hm, hd], dim=-1)).squeeze(-1))
@@ -61,7 +72,8 @@ class _Edges:
     """Precomputed pieces of `graph.message_graph` (same edges, built with numpy): result edges
     per dataset and the distance matrix, so an episode's graph costs a concatenation."""
 
-    def __init__(self, tables: GraphTables, k: int, good: float = 0.5):
+    def __init__(self, tables: GraphTables, k: int, good: float = 0.5, scale: float | None = None):
+        self.scale = scale  # of the similarity edges' weights exp(-d / scale); None: per graph, the median
         self.M = len(tables.models)
         self.datasets = list(tables.datasets)
         self.pos = {d: j for j, d in enumerate(self.datasets)}
@@ -79,25 +91,42 @@ class _Edges:
             dst = np.concatenate([np.full(len(i), node), i])
             self.res[d] = (src, dst, np.concatenate([col[i], col[i]]))
 
+    def visible_positions(self, shown: Sequence[str]) -> np.ndarray:
+        shown = set(shown)
+        return np.array([self.pos[d] for d in self.datasets if d in shown], dtype=int)
+
+    @staticmethod
+    def nearest(row: np.ndarray, vis: np.ndarray, j: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Dataset j's k nearest among the visible positions (itself excluded): positions, distances."""
+        cand = vis[vis != j]
+        dd = row[cand]
+        ok = np.isfinite(dd)
+        cand, dd = cand[ok], dd[ok]
+        sel = np.argsort(dd, kind="stable")[:k]
+        return cand[sel], dd[sel]
+
+    def fitted_scale(self, visible: Sequence[str]) -> float:
+        """The median distance from a visible dataset to its k nearest visible ones."""
+        vis = self.visible_positions(visible)
+        dd = [self.nearest(self.D[j], vis, j, self.k)[1] for j in vis]
+        dd = np.concatenate(dd) if dd else np.zeros(0)
+        return float(np.median(dd)) if len(dd) else 1.0
+
     def graph(self, shown: Sequence[str]):
         shown = [d for d in self.datasets if d in set(shown)]
         parts = [self.res[d] for d in shown]
-        vis = np.array([self.pos[d] for d in shown], dtype=int)
+        vis = self.visible_positions(shown)
         ks, kd, kw = [], [], []
         for j in range(len(self.datasets)):
-            cand = vis[vis != j]
+            cand, dd = self.nearest(self.D[j], vis, j, self.k)
             if not len(cand):
                 continue
-            dd = self.D[j, cand]
-            ok = np.isfinite(dd)
-            cand, dd = cand[ok], dd[ok]
-            sel = np.argsort(dd, kind="stable")[: self.k]
-            ks.append(self.M + cand[sel])
-            kd.append(np.full(len(sel), self.M + j))
-            kw.append(dd[sel])
+            ks.append(self.M + cand)
+            kd.append(np.full(len(cand), self.M + j))
+            kw.append(dd)
         if kw:
             kw_all = np.concatenate(kw)
-            scale = float(np.median(kw_all)) if len(kw_all) else 1.0
+            scale = self.scale if self.scale is not None else (float(np.median(kw_all)) if len(kw_all) else 1.0)
             parts.append((np.concatenate(ks), np.concatenate(kd), np.exp(-kw_all / max(scale, 1e-9))))
         if not parts:
             return torch.zeros((2, 0), dtype=torch.long), torch.zeros(0)
@@ -118,6 +147,16 @@ class GNNEmbedder:
     seed: int = 0
     state: dict = field(default_factory=dict, repr=False)
     in_dim: int = 0
+    # preprocessing fitted on the training datasets (None in encoders stored before it existed:
+    # those standardise over the tables at hand and scale the similarity edges per graph)
+    stats: FeatureStats | None = None
+    edge_scale: float | None = None
+
+    def _x(self, tables: GraphTables) -> torch.Tensor:
+        return node_features(tables, self.stats)
+
+    def _edges(self, tables: GraphTables) -> "_Edges":
+        return memo(tables, ("edges", self.k, self.edge_scale), lambda: _Edges(tables, self.k, scale=self.edge_scale))
 
     def fit(self, tables: GraphTables, visible: Sequence[str]) -> "GNNEmbedder":
         """Episodic link regression, full batch: each step hides a third of the visible datasets'
@@ -125,11 +164,13 @@ class GNNEmbedder:
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         visible = [d for d in tables.datasets if d in set(visible)]
-        x = node_features(tables)
+        self.stats = FeatureStats.fit(tables, visible)
+        self.edge_scale = memo(tables, ("edges", self.k, None), lambda: _Edges(tables, self.k)).fitted_scale(visible)
+        x = self._x(tables)
         self.in_dim = x.shape[1]
         net = LinkEncoder(self.in_dim, self.dim, self.kind)
         opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=1e-4)
-        edges = _Edges(tables, self.k)
+        edges = self._edges(tables)
         targets = {}
         for d in visible:
             col = edges.norm[:, edges.pos[d]]
@@ -173,39 +214,84 @@ class GNNEmbedder:
         def build():
             from torch_geometric.utils import add_self_loops, remove_self_loops
 
-            edges = memo(tables, ("edges", self.k), lambda: _Edges(tables, self.k))
-            ei, ew = edges.graph(shown)
+            ei, ew = self._edges(tables).graph(shown)
             if self.kind == "gat":
                 ei, ea = remove_self_loops(ei, ew[:, None])
-                ei, ea = add_self_loops(ei, ea, fill_value="mean", num_nodes=node_features(tables).shape[0])
+                ei, ea = add_self_loops(ei, ea, fill_value="mean", num_nodes=self._x(tables).shape[0])
                 ew = ea[:, 0]
             return ei, ew
 
-        return memo(tables, ("gnn_graph", self.k, self.kind == "gat", tuple(shown)), build)
+        return memo(tables, ("gnn_graph", self.k, self.edge_scale, self.kind == "gat", tuple(shown)), build)
+
+    def layer_states(self, tables: GraphTables, shown: Sequence[str]) -> list[torch.Tensor]:
+        """Every node's layer states with `shown` datasets' results as edges, memoised per
+        (tables, encoder, shown): what a new dataset's embedding is computed from."""
+        key = ("gnn_states", id(self), tuple(shown))
+        cache = tables.__dict__.setdefault("_memo", {})
+        hit = cache.get(key)
+        if hit is None or hit[0] is not self:
+            ei, ew = self.message_graph(tables, shown)
+            with torch.no_grad():
+                hit = cache[key] = (self, self._net().layer_states(self._x(tables), ei, ew))
+        return hit[1]
 
     @torch.no_grad()
     def edge_scores(self, tables: GraphTables, visible: Sequence[str], queries: Sequence[str]) -> dict[str, np.ndarray]:
-        """Predicted normalised quality of every model on each query dataset (one forward pass;
-        query datasets' own results are never message edges)."""
+        """Predicted normalised quality of every model on each query dataset (query datasets' own
+        results are never message edges). One forward pass; for a dataset new to its parent
+        tables (GraphTables.with_target), only its own node is computed (see the module doc)."""
         net = self._net()
         shown = [d for d in visible if d not in set(queries)]
-        edges = memo(tables, ("edges", self.k), lambda: _Edges(tables, self.k))
-        ei, ew = self.message_graph(tables, shown)
-        h = net(node_features(tables), ei, ew)
+        derived = tables.__dict__.get("derived_from")
+        if self.stats is not None and derived is not None and list(queries) == [derived[1]]:
+            parent, name = derived
+            if set(shown) <= set(parent.datasets):
+                h = self._new_dataset_state(tables, parent, name, shown)
+                hm = self.layer_states(parent, shown)[-1][: len(tables.models)]
+                return {name: net.score(hm, h.expand_as(hm)).numpy()}
+        edges = self._edges(tables)
+        h = self.layer_states(tables, shown)[-1]
         hm = h[: edges.M]
         return {q: net.score(hm, h[edges.M + edges.pos[q]].expand_as(hm)).numpy() for q in queries}
+
+    def _new_dataset_state(self, tables: GraphTables, parent: GraphTables, name: str, shown: Sequence[str]) -> torch.Tensor:
+        """The last layer state of `name`, the last dataset of `tables` (= parent + it): its own
+        features and its k nearest shown datasets' cached states in a graph of those k + 1 nodes,
+        the same edges (and GAT self-loop) a forward pass over the whole graph would give it."""
+        net = self._net()
+        pe = self._edges(parent)
+        M = len(tables.models)
+        row = tables.dist.loc[name].reindex(pe.datasets).to_numpy(dtype=float)
+        near, dd = _Edges.nearest(row, pe.visible_positions(shown), -1, self.k)
+        w = torch.tensor(np.exp(-dd / max(self.edge_scale, 1e-9)), dtype=torch.float32)
+        n = len(near)
+        ei = torch.stack([torch.arange(n), torch.full((n,), n)]).long()
+        if self.kind == "gat":  # the self-loop GATConv would add: attribute = mean of the incoming ones
+            ei = torch.cat([ei, torch.tensor([[n], [n]])], dim=1)
+            w = torch.cat([w, w.mean().reshape(1) if n else torch.zeros(1)])
+        states = self.layer_states(parent, shown)
+        h = torch.relu(net.inp(dataset_node_features(tables, [name], self.stats)))
+        for layer, conv in enumerate(net.convs):
+            x = torch.cat([states[layer][M + torch.from_numpy(near)], h])
+            h = net.step(conv, x, ei, w)[n : n + 1]
+        return h[0]
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         torch.save({"cfg": (self.kind, self.dim, self.epochs, self.lr, self.k, self.hide_fraction, self.seed, self.in_dim),
-                    "state": self.state}, buf)
+                    "state": self.state,
+                    "stats": None if self.stats is None else [list(v) for v in (self.stats.model_mean, self.stats.model_std,
+                                                                              self.stats.dataset_mean, self.stats.dataset_std)],
+                    "edge_scale": self.edge_scale}, buf)
         return buf.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "GNNEmbedder":
         obj = torch.load(io.BytesIO(data), weights_only=True)
         kind, dim, epochs, lr, k, hf, seed, in_dim = obj["cfg"]
-        return cls(kind, dim, epochs, lr, k, hf, seed, obj["state"], in_dim)
+        stats = obj.get("stats")
+        return cls(kind, dim, epochs, lr, k, hf, seed, obj["state"], in_dim,
+                   None if stats is None else FeatureStats(*(tuple(v) for v in stats)), obj.get("edge_scale"))
 
 
 @dataclass

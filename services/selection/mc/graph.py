@@ -186,32 +186,85 @@ class MessageGraph:
     num_models: int
 
 
-def node_features(tables: GraphTables) -> torch.Tensor:
-    return memo(tables, "node_features", lambda: _node_features(tables))
+def node_features(tables: GraphTables, stats: "FeatureStats | None" = None) -> torch.Tensor:
+    """Node features; standardised with `stats` (an encoder's, fitted on its training data) or,
+    without, over the tables' own models and datasets."""
+    key = "node_features" if stats is None else ("node_features", stats.key)
+    return memo(tables, key, lambda: _node_features(tables, stats))
 
 
-def _standardise_columns(a: np.ndarray) -> np.ndarray:
-    """Columns to mean 0 / std 1 over their finite entries; an all-NaN column stays NaN, quietly
-    (metadata-less external datasets such as pretraining sets make whole columns empty)."""
+@dataclass(frozen=True, eq=False)
+class FeatureStats:
+    """Means and standard deviations of the numeric node features, fitted once: with them a node's
+    features do not depend on which other datasets the tables hold (a new one changes nothing)."""
+
+    model_mean: tuple[float, ...]
+    model_std: tuple[float, ...]
+    dataset_mean: tuple[float, ...]
+    dataset_std: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, tables: GraphTables, datasets: Sequence[str]) -> "FeatureStats":
+        mf = tables.model_feats.to_numpy(dtype=float)
+        df = tables.dataset_feats.reindex(list(datasets)).to_numpy(dtype=float)
+        with warnings.catch_warnings():  # all-NaN columns stay NaN: metadata-less records
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return cls(*(tuple(float(v) for v in f(a, axis=0)) for a in (mf, df) for f in (np.nanmean, np.nanstd)))
+
+    @property
+    def key(self) -> tuple:
+        """Hashable and equal for equal statistics (NaN, an all-empty column, as None)."""
+        return tuple(tuple(None if np.isnan(v) else v for v in part)
+                     for part in (self.model_mean, self.model_std, self.dataset_mean, self.dataset_std))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, FeatureStats) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
+def _standardise_columns(a: np.ndarray, mean=None, std=None) -> np.ndarray:
+    """Columns to mean 0 / std 1 over their finite entries (or by the given mean/std); an all-NaN
+    column stays NaN, quietly (metadata-less external datasets such as pretraining sets make
+    whole columns empty)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return (a - np.nanmean(a, axis=0)) / (np.nanstd(a, axis=0) + 1e-9)
+        mean = np.nanmean(a, axis=0) if mean is None else np.asarray(mean, dtype=float)
+        std = np.nanstd(a, axis=0) if std is None else np.asarray(std, dtype=float)
+        return (a - mean) / (std + 1e-9)
 
 
-def _node_features(tables: GraphTables) -> torch.Tensor:
-    mf = _standardise_columns(tables.model_feats.to_numpy(dtype=float))
+def _node_features(tables: GraphTables, stats: FeatureStats | None = None) -> torch.Tensor:
+    mf = tables.model_feats.to_numpy(dtype=float)
+    mf = _standardise_columns(mf) if stats is None else _standardise_columns(mf, stats.model_mean, stats.model_std)
     fam = np.zeros((len(tables.models), len(tables.families)))
     codes = pd.Categorical(tables.model_family.reindex(tables.models).fillna("").to_numpy(), categories=tables.families).codes
     fam[np.arange(len(tables.models)), np.maximum(codes, 0)] = 1
-    df = _standardise_columns(tables.dataset_feats.reindex(tables.datasets).to_numpy(dtype=float))
-    M, Dn = len(tables.models), len(tables.datasets)
-    width = mf.shape[1] + fam.shape[1] + df.shape[1] + 2
-    x = np.zeros((M + Dn, width))
-    x[:M, : mf.shape[1]] = mf
-    x[:M, mf.shape[1] : mf.shape[1] + fam.shape[1]] = fam
-    x[M:, mf.shape[1] + fam.shape[1] : -2] = df
-    x[:M, -2] = 1
-    x[M:, -1] = 1
+    M = len(tables.models)
+    x = np.zeros((M, _feature_width(tables)))
+    x[:, : mf.shape[1]] = mf
+    x[:, mf.shape[1] : mf.shape[1] + fam.shape[1]] = fam
+    x[:, -2] = 1
+    models = torch.tensor(np.nan_to_num(x), dtype=torch.float32)
+    return torch.cat([models, dataset_node_features(tables, tables.datasets, stats)])
+
+
+def _feature_width(tables: GraphTables) -> int:
+    return tables.model_feats.shape[1] + len(tables.families) + tables.dataset_feats.shape[1] + 2
+
+
+def dataset_node_features(tables: GraphTables, names: Sequence[str], stats: FeatureStats | None = None) -> torch.Tensor:
+    """The feature rows of some dataset nodes. Without `stats` they are standardised over all the
+    tables' datasets, so only with stats does a row not depend on the other datasets."""
+    df = tables.dataset_feats.reindex(tables.datasets if stats is None else list(names)).to_numpy(dtype=float)
+    df = _standardise_columns(df) if stats is None else _standardise_columns(df, stats.dataset_mean, stats.dataset_std)
+    if stats is None:
+        df = df[[tables.datasets.index(n) for n in names]] if list(names) != list(tables.datasets) else df
+    x = np.zeros((len(names), _feature_width(tables)))
+    start = tables.model_feats.shape[1] + len(tables.families)
+    x[:, start:-2] = df
+    x[:, -1] = 1
     return torch.tensor(np.nan_to_num(x), dtype=torch.float32)
 
 

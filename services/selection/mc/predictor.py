@@ -285,7 +285,9 @@ def feature_matrix(
         for r in range(2):
             add(f"e_nn{r + 1}", X[:, order[r]] if len(order) > r else np.nan)
         for r in CF_RANKS:
-            fac = memo(tables, ("cf", tuple(context), r), lambda: low_rank_factors(X, r))  # target-independent
+            # target-independent: a new dataset's tables share their parent's
+            fac = memo(tables.__dict__.get("derived_from", (tables,))[0], ("cf", tuple(context), r),
+                       lambda: low_rank_factors(X, r))
             add(f"e_cf{r}", cf_score(X, dist, r, factors=fac))
     if "source" in families:
         for tau in SOURCE_TAUS:

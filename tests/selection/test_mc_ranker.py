@@ -511,3 +511,33 @@ def test_a_new_dataset_is_embedded_from_its_neighbours_cached_states_as_by_a_who
     # a different neighbourhood gives a different score
     far = tables.with_target("far", {"d0": 0.3, "d1": 0.8}, {})
     assert not np.allclose(emb.edge_scores(far, visible, ["far"])["far"], fast)
+
+
+def test_an_encoder_stored_before_its_preprocessing_was_kept_still_ranks_a_new_dataset():
+    """Graph versions stored earlier hold no FeatureStats / edge scale: they load, standardise over
+    the tables at hand and scale the similarity edges per graph, as when they were trained."""
+    import io
+
+    from services.selection.mc.embed import GNNEmbedder, LinkEncoder, _Edges
+    from services.selection.mc.graph import node_features
+
+    zoo, _ = make_zoo(n_models=10)
+    tables = tables_from_zoo(zoo.without_results_of(["d5"]))
+    visible = [d for d in tables.datasets if d != "d5"]
+    emb = GNNEmbedder(kind="gat", epochs=10, seed=1).fit(tables, visible)
+    buf = io.BytesIO()
+    torch.save({"cfg": (emb.kind, emb.dim, emb.epochs, emb.lr, emb.k, emb.hide_fraction, emb.seed, emb.in_dim),
+                "state": emb.state}, buf)  # the format before
+    old = GNNEmbedder.from_bytes(buf.getvalue())
+    assert old.stats is None and old.edge_scale is None
+    new = tables.with_target("new", {"d4": 0.6, "d6": 1.4}, {})
+    got = old.edge_scores(new, visible, ["new"])["new"]
+    ref = LinkEncoder(emb.in_dim, emb.dim, "gat")
+    ref.load_state_dict(emb.state)
+    ref.eval()
+    edges = _Edges(new, emb.k)
+    ei, ew = edges.graph(visible)
+    with torch.no_grad():
+        h = ref(node_features(new), ei, ew)
+        want = ref.score(h[: edges.M], h[edges.M + edges.pos["new"]].expand_as(h[: edges.M])).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from services.common.errors import Problem, not_found
@@ -350,15 +351,25 @@ def training_hash(zoo: Zoo) -> str:
     return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    zoo: Zoo
+    tables: Any
+    ranker: Any
+    training_hash: str
+    model_ids: dict[str, str]  # model name -> id
+
+
 class _ZooCache:
-    """The graph rows and the latest trained ranker, reloaded only when the data or version change."""
+    """The graph rows, their tables (and what is memoised on them), the latest trained ranker and
+    the model ids, reloaded only when the data or version change."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._key: tuple[str, str | None] | None = None
-        self._value: tuple[Zoo, Any, Any, str] | None = None
+        self._value: _Loaded | None = None
 
-    def get(self, db_session: Session, version: GraphVersion):
+    def get(self, db_session: Session, version: GraphVersion) -> _Loaded:
         from services.selection.mc.graph import tables_from_zoo
         from services.selection.mc.predictor import Ranker
 
@@ -367,7 +378,8 @@ class _ZooCache:
             if self._key != key or self._value is None:
                 zoo = load_zoo(db_session=db_session)
                 ranker = Ranker.from_bytes(version.predictor)
-                self._value = (zoo, tables_from_zoo(zoo), ranker, training_hash(zoo))
+                model_ids = dict(db_session.execute(select(Model.name, Model.id)).all())
+                self._value = _Loaded(zoo, tables_from_zoo(zoo), ranker, training_hash(zoo), model_ids)
                 self._key = key
             return self._value
 
@@ -384,7 +396,8 @@ def rank(*, db_session: Session, body: RankRequest) -> dict[str, Any]:
     if version is None:
         raise Problem(409, "no trained matching graph yet: run POST /v1/selection/fit first",
                       title="Graph not trained")
-    zoo, tables, ranker, current_hash = _cache.get(db_session, version)
+    loaded = _cache.get(db_session, version)
+    zoo, ranker = loaded.zoo, loaded.ranker
     distances: dict[str, float] | None = None
     metadata: dict[str, float] | None = None
     if body.dataset is not None:
@@ -405,24 +418,23 @@ def rank(*, db_session: Session, body: RankRequest) -> dict[str, Any]:
         metadata = inline.metadata
     candidates = None
     if body.candidates:
-        candidates = _model_names(db_session, body.candidates)
-    ranked = ranker.rank(tables, target, candidates=candidates, k=body.k, distances=distances, metadata=metadata)
-    ids = dict(db_session.execute(select(Model.name, Model.id).where(Model.name.in_([r.model for r in ranked]))).all())
+        candidates = _model_names(loaded.model_ids, body.candidates)
+    ranked = ranker.rank(loaded.tables, target, candidates=candidates, k=body.k, distances=distances, metadata=metadata)
+    ids = loaded.model_ids
     return {
         "dataset": target,
         "predictor_version": ranker.version,
         "graph_version_id": version.id,
-        "graph_stale": current_hash != version.training_hash,
+        "graph_stale": loaded.training_hash != version.training_hash,
         "ranking": [{"model": r.model, "model_id": ids.get(r.model), "rank": r.rank, "score": r.score,
                      "explanation": r.evidence} for r in ranked],
     }
 
 
-def _model_names(db_session: Session, idents: list[str]) -> list[str]:
-    """Resolve many model ids or names in one query (a ranking may name thousands)."""
-    rows = db_session.execute(select(Model.id, Model.name).where(
-        or_(Model.id.in_(idents), Model.name.in_(idents)))).all()
-    by_ident = {ident: name for model_id, name in rows for ident in (model_id, name)}
+def _model_names(model_ids: dict[str, str], idents: list[str]) -> list[str]:
+    """Resolve many model ids or names (a ranking may name thousands) against the loaded graph's
+    models, without a query."""
+    by_ident = {**{model_id: name for name, model_id in model_ids.items()}, **{name: name for name in model_ids}}
     unknown = [i for i in idents if i not in by_ident]
     if unknown:
         raise Problem(404, f"unknown models: {', '.join(unknown[:10])}" + (" …" if len(unknown) > 10 else ""))

@@ -116,10 +116,17 @@ def test_rank_finds_known_answer_with_explanation(api, clean_selection, celery_w
     inline = {"name": "brand-new", "distances": {"b1": 1.0, "b2": 1.0, "a1": 10.0, "a2": 10.0}}
     ranked = api.post("/v1/selection/rank", json={"inline": inline, "k": 2}).json()
     assert ranked["ranking"][0]["model"] == "mB"
-    # Candidates restrict the ranking.
-    ranked = api.post("/v1/selection/rank", json={"dataset": "a_new", "candidates": ["mC", "mD"]}).json()
-    assert [r["model"] for r in ranked["ranking"]] == ["mC", "mD"] or \
-        {r["model"] for r in ranked["ranking"]} == {"mC", "mD"}
+    # Candidates restrict the ranking; they may be named by id or by name.
+    models = {m["name"]: m["id"] for m in api.get("/v1/selection/models").json()}
+    ranked = api.post("/v1/selection/rank", json={"dataset": "a_new", "candidates": [models["mC"], "mD"]}).json()
+    assert {(r["model"], r["model_id"]) for r in ranked["ranking"]} == {("mC", models["mC"]), ("mD", models["mD"])}
+    missing = api.post("/v1/selection/rank", json={"dataset": "a_new", "candidates": ["mC", "ghost"]})
+    assert missing.status_code == 404 and "ghost" in missing.json()["detail"]
+    # a model registered after the graph was loaded is known at once (it has no results: ranked last)
+    assert api.post("/v1/selection/models", json={"name": "mE", "family": "alpha"}).status_code == 201
+    ranked = api.post("/v1/selection/rank", json={"dataset": "a_new", "candidates": ["mE", "mA"]})
+    assert ranked.status_code == 200, ranked.text
+    assert [r["model"] for r in ranked.json()["ranking"]] == ["mA", "mE"]
 
 
 def test_new_result_marks_graph_stale_and_is_used(api, clean_selection, celery_worker):

@@ -22,7 +22,7 @@ trained graph gets the similarity-weighted mean of its k nearest datasets' vecto
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -217,7 +217,7 @@ class GNNEmbedder:
             ei, ew = self._edges(tables).graph(shown)
             if self.kind == "gat":
                 ei, ea = remove_self_loops(ei, ew[:, None])
-                ei, ea = add_self_loops(ei, ea, fill_value="mean", num_nodes=self._x(tables).shape[0])
+                ei, ea = add_self_loops(ei, ea, fill_value="mean", num_nodes=len(tables.models) + len(tables.datasets))
                 ew = ea[:, 0]
             return ei, ew
 
@@ -280,8 +280,7 @@ class GNNEmbedder:
         buf = io.BytesIO()
         torch.save({"cfg": (self.kind, self.dim, self.epochs, self.lr, self.k, self.hide_fraction, self.seed, self.in_dim),
                     "state": self.state,
-                    "stats": None if self.stats is None else [list(v) for v in (self.stats.model_mean, self.stats.model_std,
-                                                                              self.stats.dataset_mean, self.stats.dataset_std)],
+                    "stats": None if self.stats is None else [list(part) for part in astuple(self.stats)],
                     "edge_scale": self.edge_scale}, buf)
         return buf.getvalue()
 

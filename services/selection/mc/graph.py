@@ -257,10 +257,13 @@ def _feature_width(tables: GraphTables) -> int:
 def dataset_node_features(tables: GraphTables, names: Sequence[str], stats: FeatureStats | None = None) -> torch.Tensor:
     """The feature rows of some dataset nodes. Without `stats` they are standardised over all the
     tables' datasets, so only with stats does a row not depend on the other datasets."""
-    df = tables.dataset_feats.reindex(tables.datasets if stats is None else list(names)).to_numpy(dtype=float)
-    df = _standardise_columns(df) if stats is None else _standardise_columns(df, stats.dataset_mean, stats.dataset_std)
     if stats is None:
-        df = df[[tables.datasets.index(n) for n in names]] if list(names) != list(tables.datasets) else df
+        every = _standardise_columns(tables.dataset_feats.reindex(tables.datasets).to_numpy(dtype=float))
+        pos = {d: j for j, d in enumerate(tables.datasets)}
+        df = every[[pos[n] for n in names]]
+    else:
+        df = tables.dataset_feats.reindex(list(names)).to_numpy(dtype=float)
+        df = _standardise_columns(df, stats.dataset_mean, stats.dataset_std)
     x = np.zeros((len(names), _feature_width(tables)))
     start = tables.model_feats.shape[1] + len(tables.families)
     x[:, start:-2] = df

@@ -161,7 +161,6 @@ class _Base:
         self.dist = tables.dist.to_numpy(dtype=float)
         self.dataset_feats = tables.dataset_feats
 
-
     @classmethod
     def with_new_dataset(cls, parent: "_Base", tables: GraphTables, name: str) -> "_Base":
         """The views of `tables` = the parent's tables plus one new dataset without results (the

@@ -358,6 +358,7 @@ class _Loaded:
     ranker: Any
     training_hash: str
     model_ids: dict[str, str]  # model name -> id
+    model_names: dict[str, str]  # model id or name -> name: what a rank's candidates may say
 
 
 class _ZooCache:
@@ -379,7 +380,8 @@ class _ZooCache:
                 zoo = load_zoo(db_session=db_session)
                 ranker = Ranker.from_bytes(version.predictor)
                 model_ids = dict(db_session.execute(select(Model.name, Model.id)).all())
-                self._value = _Loaded(zoo, tables_from_zoo(zoo), ranker, training_hash(zoo), model_ids)
+                model_names = {**{model_id: name for name, model_id in model_ids.items()}, **{n: n for n in model_ids}}
+                self._value = _Loaded(zoo, tables_from_zoo(zoo), ranker, training_hash(zoo), model_ids, model_names)
                 self._key = key
             return self._value
 
@@ -418,7 +420,7 @@ def rank(*, db_session: Session, body: RankRequest) -> dict[str, Any]:
         metadata = inline.metadata
     candidates = None
     if body.candidates:
-        candidates = _model_names(loaded.model_ids, body.candidates)
+        candidates = _model_names(loaded.model_names, body.candidates)
     ranked = ranker.rank(loaded.tables, target, candidates=candidates, k=body.k, distances=distances, metadata=metadata)
     ids = loaded.model_ids
     return {
@@ -431,10 +433,9 @@ def rank(*, db_session: Session, body: RankRequest) -> dict[str, Any]:
     }
 
 
-def _model_names(model_ids: dict[str, str], idents: list[str]) -> list[str]:
+def _model_names(by_ident: dict[str, str], idents: list[str]) -> list[str]:
     """Resolve many model ids or names (a ranking may name thousands) against the loaded graph's
     models, without a query."""
-    by_ident = {**{model_id: name for name, model_id in model_ids.items()}, **{name: name for name in model_ids}}
     unknown = [i for i in idents if i not in by_ident]
     if unknown:
         raise Problem(404, f"unknown models: {', '.join(unknown[:10])}" + (" …" if len(unknown) > 10 else ""))

@@ -29,7 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .graph import FeatureStats, GraphTables, dataset_node_features, knn_dataset_edges, memo, node_features
+from .graph import (
+    FeatureStats, GraphTables, dataset_node_features, derived_from, knn_dataset_edges, memo, node_features,
+)
 
 
 class LinkEncoder(nn.Module):
@@ -242,7 +244,7 @@ class GNNEmbedder:
         tables (GraphTables.with_target), only its own node is computed (see the module doc)."""
         net = self._net()
         shown = [d for d in visible if d not in set(queries)]
-        derived = tables.__dict__.get("derived_from")
+        derived = derived_from(tables)
         if self.stats is not None and derived is not None and list(queries) == [derived[1]]:
             parent, name = derived
             if set(shown) <= set(parent.datasets):

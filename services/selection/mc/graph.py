@@ -65,7 +65,7 @@ class GraphTables:
     def with_target(self, name: str, distances: dict[str, float], meta: dict[str, float] | None = None) -> "GraphTables":
         """A copy with an extra dataset node known only by its distances (inductive ranking); the
         distances, given in one measure, stand for every similarity method's. The copy knows its
-        parent (`derived_from`), so per-tables work that the new node cannot change is reused."""
+        parent (see `derived_from`), so per-tables work that the new node cannot change is reused."""
         names = list(self.dist.index) + ([name] if name not in self.dist.index else [])
         pos = {n: i for i, n in enumerate(names)}
         known = [(pos[o], float(v)) for o, v in distances.items() if o in pos]
@@ -93,6 +93,11 @@ class GraphTables:
         if name not in self.datasets and name not in self.dist.index:
             out.__dict__["derived_from"] = (self, name)
         return out
+
+
+def derived_from(tables: GraphTables) -> tuple[GraphTables, str] | None:
+    """(parent, new dataset) for tables made by with_target for a dataset new to the parent, else None."""
+    return tables.__dict__.get("derived_from")
 
 
 def memo(tables: GraphTables, key, fn):

@@ -45,7 +45,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .graph import GraphTables, memo, tables_from_zoo
+from .graph import GraphTables, derived_from, memo, tables_from_zoo
 from .records import Zoo, flag_degenerate
 from .similarity import distance_to_weight
 
@@ -208,7 +208,7 @@ def _with_target_recent(tables: GraphTables, target: str, distances: dict[str, f
 
 def _base(tables: GraphTables) -> _Base:
     def make() -> _Base:
-        derived = tables.__dict__.get("derived_from")
+        derived = derived_from(tables)
         if derived is not None:
             parent, name = derived
             return _Base.with_new_dataset(_base(parent), tables, name)
@@ -285,8 +285,7 @@ def feature_matrix(
             add(f"e_nn{r + 1}", X[:, order[r]] if len(order) > r else np.nan)
         for r in CF_RANKS:
             # target-independent: a new dataset's tables share their parent's
-            fac = memo(tables.__dict__.get("derived_from", (tables,))[0], ("cf", tuple(context), r),
-                       lambda: low_rank_factors(X, r))
+            fac = memo((derived_from(tables) or (tables,))[0], ("cf", tuple(context), r), lambda: low_rank_factors(X, r))
             add(f"e_cf{r}", cf_score(X, dist, r, factors=fac))
     if "source" in families:
         for tau in SOURCE_TAUS:

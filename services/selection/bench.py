@@ -19,10 +19,10 @@ import numpy as np
 
 from .mc.evaluate import (
     best_on_average, leave_one_dataset_out, lgbm_without_graph, nearest_dataset, nearest_pretraining, random_method,
-    neighbour_ceiling, ranker_method, similarity_weighted, summarise,
+    neighbour_ceiling, paired_comparison, ranker_method, similarity_weighted, summarise,
 )
 from .mc.predictor import FAMILIES, Ranker, RankerConfig
-from .mc.records import load_benchmark_dir
+from .mc.records import load_benchmark_dir, load_published
 
 PUBLISHED_TARGETS = ["stanfordcars", "svhn", "caltech101", "pets", "cifar100", "flowers", "smallnorb_label_elevation", "dtd"]
 PRIMARY = "mc_gat"
@@ -82,6 +82,44 @@ def ablation_methods() -> dict:
 
 def _device() -> str:
     return f"cpu ({platform.processor() or platform.machine()}), torch threads=1"
+
+
+COMPARED_METRICS = ("pearson", "rel@1", "hit@1")
+
+
+def paired_comparisons(summary: dict, published: dict | None = None) -> dict:
+    """The primary against each baseline and, where the data directory has published per-target
+    numbers, against the published method with the best mean over the same targets, per metric:
+    mean difference, bootstrap interval over targets, wins / ties / losses (evaluate.paired_comparison)."""
+    primary = summary[PRIMARY]["per_target"]
+
+    def of(per: dict, metric: str) -> dict[str, float]:
+        return {t: v[metric] for t, v in per.items()}
+
+    out: dict = {"baselines": {b: {k: paired_comparison(of(primary, k), of(summary[b]["per_target"], k))
+                                   for k in COMPARED_METRICS} for b in BASELINES if b in summary}}
+    rows = {}
+    for metric, methods in (published or {}).items():
+        covering = {m: v for m, v in methods.items() if all(t in v for t in primary)}
+        if metric in COMPARED_METRICS and covering:
+            best = max(covering, key=lambda m: np.mean([covering[m][t] for t in primary]))
+            rows[metric] = {"method": best, **paired_comparison(of(primary, metric), covering[best])}
+    if rows:
+        out["published"] = rows
+    return out
+
+
+def _comparison_lines(comparisons: dict) -> list[str]:
+    def fmt(c: dict) -> str:
+        lo, hi = c["interval"]
+        return (f"{c['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}] "
+                f"(wins {c['wins']}, ties {c['ties']}, losses {c['losses']})")
+
+    lines = [f"{PRIMARY} - {b}: " + "; ".join(f"{k} {fmt(c)}" for k, c in per.items())
+             for b, per in comparisons["baselines"].items()]
+    lines += [f"{PRIMARY} - published best {k} ({c['method']}, mean {c['mean_b']:.3f}): {fmt(c)}"
+              for k, c in comparisons.get("published", {}).items()]
+    return lines
 
 
 def _table(summary: dict) -> str:
@@ -273,6 +311,11 @@ def run_benchmark(
         "import_report": report.to_dict(),
         "ceiling": {"oracle_nearest_dataset": ceiling},
     }
+    if PRIMARY in summary:
+        payload["paired"] = paired_comparisons(summary, load_published(data_dir))
+        say("paired differences over targets, mean [95% bootstrap interval]:")
+        for line in _comparison_lines(payload["paired"]):
+            say("  " + line)
     if latency:
         setup = latency_setup(zoo)
         lat = measure_rank_latency(setup=setup)

@@ -119,6 +119,22 @@ def test_selection_metrics():
     assert m["hit@1"] == 1.0 and m["rel@1"] == 1.0 and m["pearson"] > 0.9
 
 
+def test_paired_comparison_reports_the_difference_its_interval_and_the_count_of_wins():
+    from services.selection.mc.evaluate import paired_comparison
+
+    rng = np.random.default_rng(0)
+    b = {f"t{i}": float(v) for i, v in enumerate(rng.random(12))}
+    shifted = paired_comparison({t: v + 0.1 for t, v in b.items()}, b)
+    assert shifted["difference"] == pytest.approx(0.1) and shifted["interval"] == pytest.approx([0.1, 0.1])
+    assert (shifted["wins"], shifted["ties"], shifted["losses"], shifted["targets"]) == (12, 0, 0, 12)
+    noisy_a = {t: v + 0.05 + 0.2 * rng.standard_normal() for t, v in b.items()}
+    noisy = paired_comparison({**noisy_a, "only-in-a": 1.0}, b)
+    lo, hi = noisy["interval"]
+    assert noisy["targets"] == 12 and lo < noisy["difference"] < hi and hi - lo > 0.1
+    assert noisy["wins"] + noisy["ties"] + noisy["losses"] == 12 and noisy == paired_comparison(noisy_a, b)
+    assert paired_comparison(noisy_a, b, confidence=0.5)["interval"][1] < hi
+
+
 def test_training_rows_graph_scores_never_see_their_own_dataset():
     """The graph score of a training row comes from an encoder that never saw that dataset's
     results: tampering with them leaves its own graph scores unchanged."""
@@ -199,6 +215,8 @@ def test_latency_setup_is_shared_with_the_gateway_measurement(monkeypatch, tmp_p
         seen.append((z, ranker, target, candidates))
         return {"p99_ms": 1.0}
 
+    (tmp_path / "published").mkdir()
+    (tmp_path / "published" / "pearson_correlation.csv").write_text(",d3,d9,average\nweak,-0.5,0.1,0\nstrong,0.9,0.1,0\n")
     out = bench.run_benchmark(data_dir=tmp_path, targets="d3", latency=True, gateway_latency_fn=gateway,
                               progress=lambda s: None)
     assert len(seen) == 1
@@ -206,6 +224,13 @@ def test_latency_setup_is_shared_with_the_gateway_measurement(monkeypatch, tmp_p
     assert z is setup.zoo and ranker is setup.ranker and target == setup.target and candidates == setup.candidates
     assert out["latency"]["gateway"] == {"p99_ms": 1.0} and out["latency"]["in_process"]["candidates"] == 40
     assert out["exclude_degenerate_training"] is True and out["excluded_from_training"] == []
+    # the primary against each baseline and the best published method, per target
+    primary = out["methods"][bench.PRIMARY]["per_target"]["d3"]
+    vs_random = out["paired"]["baselines"]["random"]["pearson"]
+    assert vs_random["targets"] == 1 and vs_random["difference"] == pytest.approx(
+        primary["pearson"] - out["methods"]["random"]["per_target"]["d3"]["pearson"])
+    published = out["paired"]["published"]["pearson"]
+    assert published["method"] == "strong" and published["difference"] == pytest.approx(primary["pearson"] - 0.9)
 
 
 def write_benchmark_dir(zoo, path):

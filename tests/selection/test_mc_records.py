@@ -3,7 +3,7 @@ import json
 import numpy as np
 
 from services.selection.mc.records import (
-    ResultRow, Zoo, flag_degenerate, load_benchmark_dir, parse_results,
+    ResultRow, Zoo, flag_degenerate, load_benchmark_dir, load_published, parse_results,
 )
 
 MESSY = """,model_name,dataset,score,lr
@@ -86,3 +86,13 @@ def test_flag_degenerate_near_chance():
     q = pd.DataFrame({"ok": np.linspace(0.5, 0.9, 10), "chance": np.linspace(0.09, 0.13, 10)})
     flags = flag_degenerate(q, {"chance": 10})
     assert "chance" in flags and "ok" not in flags
+
+
+def test_published_numbers_load_per_method_and_target_without_the_average_column(tmp_path):
+    (tmp_path / "published").mkdir()
+    (tmp_path / "published" / "pearson_correlation.csv").write_text(
+        ",t1,t2,average\nxgb_a,0.5,0.7,0.9\nlr_b,0.4,,0.1\n")
+    (tmp_path / "published" / "rel@1_correlation.csv").write_text("not,a\n\"broken")
+    got = load_published(tmp_path)
+    assert got["pearson"] == {"xgb_a": {"t1": 0.5, "t2": 0.7}, "lr_b": {"t1": 0.4}}
+    assert set(got) <= {"pearson", "rel@1"} and load_published(tmp_path / "absent") == {}

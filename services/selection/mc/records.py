@@ -605,3 +605,20 @@ def load_benchmark_dir(
             zoo.datasets.pop(b, None)
         report.dropped = sorted(bad)
     return zoo, report
+
+
+def load_published(data_dir: str | Path) -> dict[str, dict[str, dict[str, float]]]:
+    """Published per-target numbers beside a benchmark directory (TransferGraph's
+    `published/<metric>_correlation.csv`: one row per method, one column per target, and an
+    `average` column that is ignored): {metric: {method: {target: value}}}. Missing: {}."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for path in sorted((Path(data_dir) / "published").glob("*_correlation.csv")):
+        try:
+            df = pd.read_csv(path, index_col=0)
+        except Exception:  # an unreadable file is no comparison, not a failed benchmark
+            continue
+        metric = path.name.removesuffix("_correlation.csv")
+        out[metric] = {str(method): {str(t): f for t, v in row.items()
+                                     if str(t) != "average" and (f := _to_float(v)) is not None}
+                       for method, row in df.iterrows()}
+    return out

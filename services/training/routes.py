@@ -23,17 +23,16 @@ router = APIRouter(prefix="/v1/training", tags=["training"])
 
 def check_request(body: TrainingJobRequest, db, owner: str | None) -> None:
     """Unknown model, unusable dataset or a missing checkpoint: a 4xx now rather than a failed job."""
-    from services.common.diffusion import DatasetError, ModelRefError, load_bundle, load_imagefolder
+    from services.common.diffusion import DatasetError, ModelRefError, inspect_model, load_imagefolder
 
     model = service.resolve_model(body.model, owner=owner)
-    try:
-        bundle = load_bundle(model.value)
+    try:  # configs and file names only: the worker loads the weights
+        info = inspect_model(model.value)
     except ModelRefError as exc:
         raise Problem(422, f"unknown or unreadable model: {exc}", title="Unknown model") from exc
     try:
         dataset = service.resolve_dataset(body.dataset, owner=owner)
-        load_imagefolder(dataset.value, resolution=body.resolution or bundle.sample_size,
-                         channels=bundle.in_channels)
+        load_imagefolder(dataset.value, resolution=body.resolution or info.image_size, channels=info.image_channels)
     except (DatasetError, ValueError) as exc:
         raise Problem(422, f"unusable dataset: {exc}", title="Unusable dataset") from exc
     if body.resume_from_job:

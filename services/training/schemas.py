@@ -24,7 +24,9 @@ class TrainingJobRequest(BaseModel):
     gradient_checkpointing: bool = False
     grad_accumulation: int = Field(1, ge=1, le=1024)
     max_grad_norm: float | None = Field(None, gt=0)
-    resolution: int | None = Field(None, ge=8, le=1024, description="Default: the model's sample size.")
+    resolution: int | None = Field(None, ge=8, le=1024, description=(
+        "Side of the training images. Default: the model's image size (the denoiser's sample size; "
+        "times the VAE's factor for a latent model)."))
     eval_seed: int = 0
     eval_size: int = Field(8, ge=1, le=10_000)
     eval_repeats: int = Field(4, ge=1, le=256, description="(noise, timestep) draws per held-out image.")

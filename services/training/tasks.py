@@ -26,8 +26,8 @@ def run_finetune(ctx: JobContext) -> dict[str, Any]:
     try:
         bundle = load_bundle(model.value, device=device)
         dataset_ref = service.resolve_dataset(request.dataset, owner=ctx.owner)
-        dataset = load_imagefolder(dataset_ref.value, resolution=request.resolution or bundle.sample_size,
-                                   channels=bundle.in_channels)
+        dataset = load_imagefolder(dataset_ref.value, resolution=request.resolution or bundle.image_size,
+                                   channels=bundle.image_channels)
         if request.max_images is not None:
             dataset.records = dataset.records[: request.max_images]
         config = TrainingConfig.from_dict(request.trainer_config(device))

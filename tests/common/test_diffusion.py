@@ -1,6 +1,7 @@
 """Behaviour of the shared diffusion toolkit (services.common.diffusion)."""
 import hashlib
 import json
+import shutil
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from services.common.diffusion import (
     OfflineImageFeatureExtractor,
     build_offline_tokenizer,
     build_tiny,
+    inspect_model,
     generate_synthetic_dataset,
     image_quality,
     load_bundle,
@@ -138,6 +140,40 @@ def test_latent_bundle_encodes_decodes_and_round_trips(kind, tmp_path):
     loaded = load_bundle(str(tmp_path / "latent"))
     assert loaded.vae is not None
     assert torch.equal(generated, sample(loaded, seeds=[0, 1], prompts=prompts, num_inference_steps=2))
+
+
+@pytest.mark.parametrize("kind, latent", [(k, False) for k in TINY_KINDS] + [("unet2d-condition", True)])
+def test_inspect_model_declares_what_loading_gives_from_configs_alone(kind, latent, tmp_path):
+    bundle = build_tiny(kind, latent=latent)
+    bundle.save(tmp_path / "m")
+    loaded = load_bundle(str(tmp_path / "m"))
+    for info in (inspect_model(str(tmp_path / "m")),) + (() if latent else (inspect_model(f"tiny:{kind}"),)):
+        assert (info.kind, info.sample_size, info.in_channels, info.image_size, info.image_channels, info.conditional) == (
+            loaded.kind, loaded.sample_size, loaded.in_channels, loaded.image_size, loaded.image_channels,
+            loaded.conditional)
+    # no weights are read: a corrupt weight file passes the inspection and fails the load
+    (weights,) = (tmp_path / "m" / ("transformer" if kind == "dit" else "unet")).glob("diffusion_pytorch_model*")
+    weights.write_bytes(b"not weights")
+    inspect_model(str(tmp_path / "m"))
+    with pytest.raises(ModelRefError):
+        load_bundle(str(tmp_path / "m"))
+
+
+def test_inspect_model_names_the_missing_part(tmp_path):
+    build_tiny("unet2d-condition", latent=True).save(tmp_path / "m")
+    for path, message in [("vae/diffusion_pytorch_model.safetensors", "no weights in vae/"),
+                          ("text_encoder/model.safetensors", "no weights in text_encoder/"),
+                          ("tokenizer", "without tokenizer/"),
+                          ("unet/diffusion_pytorch_model.safetensors", "no weights in unet/")]:
+        target = tmp_path / "m" / path
+        assert target.exists(), target
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+        with pytest.raises(ModelRefError, match=message):
+            inspect_model(str(tmp_path / "m"))
+        build_tiny("unet2d-condition", latent=True).save(tmp_path / "m")  # whole again
+    for ref in ["tiny:nope", "", str(tmp_path / "missing"), "someone/not-in-local-cache-xyz"]:
+        with pytest.raises(ModelRefError):
+            inspect_model(ref)
 
 
 def test_load_plain_diffusers_pipeline_dir_converts_scheduler_to_ddpm(tmp_path):

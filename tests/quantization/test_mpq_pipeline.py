@@ -218,11 +218,16 @@ def test_quantization_job_core_runs_on_cuda_like_on_cpu(tmp_path, kind):
     assert np.isfinite(on_cuda.quality["mse"])
 
 
-def test_data_mode_calibration_from_imagefolder(tmp_path):
+@pytest.mark.parametrize("latent", [False, True])
+def test_data_mode_calibration_from_imagefolder(latent, tmp_path):
     from services.common.diffusion import generate_synthetic_dataset
+    from services.quantization.mpq.pipeline import calibration_inputs
 
     folder = generate_synthetic_dataset(tmp_path / "data", domain="shapes", n=4, seed=0, resolution=16)
-    bundle = build_tiny("unet2d")
+    bundle = build_tiny("unet2d", latent=latent)  # latent: 16x16 images, 4x8x8 latents
+    cal = CalibrationConfig(n=4, sampled_steps=2, mode="data", dataset_path=str(folder))
+    x0 = calibration_inputs(bundle, QuantizationConfig(calibration=cal))["data"]
+    assert x0.shape == (4, bundle.in_channels, bundle.sample_size, bundle.sample_size)
     cfg = QuantizationConfig(num_inference_steps=6, signal="uniform", eval_seeds=[1, 2], budget={"avg_weight_bits": 6.0},
                              calibration=CalibrationConfig(n=4, sampled_steps=2, mode="data", dataset_path=str(folder)))
     out = run_quantization(bundle, cfg, artifact_dir=tmp_path / "q")

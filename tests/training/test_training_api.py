@@ -84,3 +84,24 @@ def test_dataset_without_images_is_422(api, tmp_path):
     response = api.post("/v1/training/jobs", json={"model": "tiny:unet2d", "dataset": str(tmp_path), "steps": 2})
     assert response.status_code == 422
     assert "dataset" in response.json()["detail"]
+
+
+def test_a_latent_model_fine_tunes_on_its_images_and_a_model_without_weights_is_422(api, celery_worker, tiny_dataset,
+                                                                                   tmp_path):
+    """The request is checked from the model's configs alone (its images are 16x16 RGB, its latents
+    4x8x8) and the worker trains on the VAE's latents; a model folder without its weights is
+    refused before it is queued."""
+    from services.common.diffusion import build_tiny
+
+    build_tiny("unet2d-condition", latent=True).save(tmp_path / "latent")
+    body = {"model": str(tmp_path / "latent"), "dataset": tiny_dataset, "mode": "memlean", "steps": 3,
+            "batch_size": 4, "eval_size": 4, "num_samples": 2, "sample_steps": 2, "record_result": False}
+    response = api.post("/v1/training/jobs", json=body)
+    assert response.status_code == 202, response.text
+    job = wait_for_job(api, response.json()["id"], timeout=300)
+    assert job["status"] == "succeeded", job
+    assert 0 < job["result"]["final_val_loss"] < float("inf")
+    for weights in (tmp_path / "latent" / "unet").glob("diffusion_pytorch_model*"):
+        weights.unlink()
+    refused = api.post("/v1/training/jobs", json=body)
+    assert refused.status_code == 422 and "no weights in unet/" in refused.json()["detail"]

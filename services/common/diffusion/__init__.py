@@ -2,7 +2,7 @@
 
 Plain library code (no web/DB/queue imports); every service builds on these names.
 """
-from .bundle import DiffusionBundle, ModelRefError, load_bundle
+from .bundle import DiffusionBundle, ModelInfo, ModelRefError, inspect_model, load_bundle
 from .data import (
     COLORS,
     FAMILIES,
@@ -29,8 +29,8 @@ from .tokenizer import build_offline_tokenizer
 
 __all__ = [
     "COLORS", "FAMILIES", "SAMPLERS", "SYNTHETIC_DOMAINS", "TINY_KINDS", "DatasetError", "DiffusionBundle",
-    "ImageCaptionDataset", "ModelRefError", "OfflineImageFeatureExtractor", "SyntheticDomain",
+    "ImageCaptionDataset", "ModelInfo", "ModelRefError", "OfflineImageFeatureExtractor", "SyntheticDomain",
     "build_offline_tokenizer", "build_tiny", "extract_features", "generate_synthetic_dataset", "image_quality",
-    "initial_noise", "load_bundle", "load_feature_extractor", "load_imagefolder", "make_sampling_scheduler",
+    "initial_noise", "inspect_model", "load_bundle", "load_feature_extractor", "load_imagefolder", "make_sampling_scheduler",
     "paired_quality", "register_domain", "render_synthetic", "sample", "tiny_config", "to_uint8",
 ]

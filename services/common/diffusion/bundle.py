@@ -50,6 +50,11 @@ class DiffusionBundle:
         return 2 ** (len(self.vae.config.block_out_channels) - 1) if self.vae is not None else 1
 
     @property
+    def image_channels(self) -> int:
+        """Channels of the images it trains on and generates (the VAE's for a latent model)."""
+        return int(self.vae.config.in_channels) if self.vae is not None else self.in_channels
+
+    @property
     def image_size(self) -> int:
         """Side of the images this bundle generates / trains on (sample_size is the denoiser's input side)."""
         return self.sample_size * self.vae_scale_factor
@@ -155,26 +160,93 @@ class DiffusionBundle:
         (directory / BUNDLE_META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
-def load_bundle(ref: str, *, device="cpu") -> DiffusionBundle:
-    """Resolve "tiny:<kind>", a local bundle/pipeline directory, or a hub id already in the local cache."""
+def _resolve(ref: str) -> str | Path:
+    """The tiny kind of "tiny:<kind>", else the model's directory: a local path or a hub id's
+    snapshot already in the local cache."""
     if not isinstance(ref, str) or not ref.strip():
         raise ModelRefError("model reference must be a non-empty string")
     ref = ref.strip()
     if ref.startswith("tiny:"):
-        from .tiny import TINY_KINDS, build_tiny
+        from .tiny import TINY_KINDS
 
         kind = ref[len("tiny:"):]
         if kind not in TINY_KINDS:
             raise ModelRefError(f"unknown tiny model {ref!r}; expected one of {[f'tiny:{k}' for k in TINY_KINDS]}")
-        return build_tiny(kind, seed=0).to(device)
+        return kind
     path = Path(ref).expanduser()
     if path.exists():
         if not path.is_dir():
             raise ModelRefError(f"model path {ref!r} is not a directory")
-        return _load_directory(path, ref).to(device)
+        return path
     if ref.startswith((".", "/", "~")) or ref.count("/") != 1:
         raise ModelRefError(f"model {ref!r}: no such directory, and not a hub id of the form 'owner/name'")
-    return _load_directory(_cached_hub_snapshot(ref), ref).to(device)
+    return _cached_hub_snapshot(ref)
+
+
+def load_bundle(ref: str, *, device="cpu") -> DiffusionBundle:
+    """Resolve "tiny:<kind>", a local bundle/pipeline directory, or a hub id already in the local cache."""
+    target = _resolve(ref)
+    if isinstance(target, str):
+        from .tiny import build_tiny
+
+        return build_tiny(target, seed=0).to(device)
+    return _load_directory(target, str(ref).strip()).to(device)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model reference declares, from its configs alone (inspect_model)."""
+
+    kind: str
+    sample_size: int  # the denoiser's input side
+    in_channels: int  # the denoiser's input channels
+    image_size: int  # side of the images it trains on and generates (sample_size x the VAE's factor)
+    image_channels: int
+    conditional: bool
+
+
+def inspect_model(ref: str) -> ModelInfo:
+    """Resolve `ref` as load_bundle does and check, from configs and file names only, that it has
+    what loading needs: the denoiser's config and weights, a text encoder with its tokenizer where
+    the denoiser is conditional, the VAE's config and weights. No weights are read, so a request
+    naming a model of any size is checked in milliseconds in the API process; a corrupt weight file
+    is still reported, by the job that loads it."""
+    target = _resolve(ref)
+    if isinstance(target, str):
+        from .tiny import tiny_config
+
+        cfg = tiny_config(target)
+        d = cfg["denoiser"]
+        return ModelInfo(target, d["sample_size"], d["in_channels"], d["sample_size"], d["in_channels"],
+                         cfg["text_encoder"] is not None)
+    ref = str(ref).strip()
+    kind, folder = _denoiser_of(target, ref)
+    cfg = _read_json(folder / "config.json")
+    _require_weights(folder, ("diffusion_pytorch_model",), ref)
+    conditional = (target / "text_encoder").is_dir()
+    if conditional:
+        _text_encoder_class(target)
+        _require_weights(target / "text_encoder", ("model", "pytorch_model"), ref)
+    elif kind != "unet2d":
+        raise ModelRefError(f"{ref!r}: conditional {kind} model without text_encoder/ and tokenizer/")
+    size = cfg.get("sample_size")
+    sample_size = int(size if isinstance(size, int) else (size or [0])[0])
+    in_channels = int(cfg.get("in_channels") or 0)
+    if sample_size < 1 or in_channels < 1:
+        raise ModelRefError(f"{ref!r}: the denoiser's config names no sample_size / in_channels")
+    image_size, image_channels = sample_size, in_channels
+    if (target / "vae").is_dir():
+        vae = _read_json(target / "vae" / "config.json")
+        _require_weights(target / "vae", ("diffusion_pytorch_model",), ref)
+        image_size = sample_size * 2 ** (len(vae.get("block_out_channels") or [0]) - 1)
+        image_channels = int(vae.get("in_channels") or 3)
+    return ModelInfo(kind, sample_size, in_channels, image_size, image_channels, conditional)
+
+
+def _require_weights(folder: Path, stems: tuple[str, ...], ref: str) -> None:
+    """A weight file (safetensors or bin, whole or sharded) of one of `stems` in `folder`."""
+    if not any(p.is_file() for stem in stems for ext in ("safetensors", "bin") for p in folder.glob(f"{stem}*.{ext}")):
+        raise ModelRefError(f"{ref!r}: no weights in {folder.name}/ (expected {stems[0]}.safetensors or .bin)")
 
 
 def _cached_hub_snapshot(repo_id: str) -> Path:
@@ -206,13 +278,19 @@ def _locate_denoiser(path: Path) -> tuple[str, Path]:
     raise ModelRefError(f"{path}: no denoiser found (expected unet/ or transformer/ with a diffusers config.json)")
 
 
-def _load_directory(path: Path, ref: str) -> DiffusionBundle:
+def _denoiser_of(path: Path, ref: str) -> tuple[str, Path]:
+    """(kind, folder) of the directory's denoiser, checked against the bundle metadata if any."""
     meta = _read_json(path / BUNDLE_META) if (path / BUNDLE_META).is_file() else {}
     if meta and meta.get("format") != BUNDLE_FORMAT:
         raise ModelRefError(f"{ref!r}: {BUNDLE_META} has unknown format {meta.get('format')!r}")
     kind, folder = _locate_denoiser(path)
     if meta and meta.get("kind") != kind:
         raise ModelRefError(f"{ref!r}: {BUNDLE_META} says kind {meta.get('kind')!r} but the denoiser is {kind!r}")
+    return kind, folder
+
+
+def _load_directory(path: Path, ref: str) -> DiffusionBundle:
+    kind, folder = _denoiser_of(path, ref)
     try:
         denoiser = _KIND_TO_CLASS[kind].from_pretrained(folder, local_files_only=True)
         scheduler = _load_scheduler(path, folder)
@@ -238,8 +316,9 @@ def _load_directory(path: Path, ref: str) -> DiffusionBundle:
                            in_channels=int(cfg.in_channels), text_encoder=text_encoder, tokenizer=tokenizer, vae=vae)
 
 
-def _load_text_encoder(path: Path):
-    """Text encoder of the class its config declares (CLIPTextModel, T5EncoderModel, ...) and its tokenizer."""
+def _text_encoder_class(path: Path):
+    """The transformers class text_encoder/config.json declares (CLIPTextModel, T5EncoderModel, ...),
+    with tokenizer/ beside it."""
     import transformers
 
     architectures = _read_json(path / "text_encoder" / "config.json").get("architectures") or ["CLIPTextModel"]
@@ -248,7 +327,14 @@ def _load_text_encoder(path: Path):
         raise ModelRefError(f"unsupported text encoder class {architectures[0]!r}")
     if not (path / "tokenizer").is_dir():
         raise ModelRefError(f"{path}: text_encoder/ without tokenizer/")
-    text_encoder = model_cls.from_pretrained(path / "text_encoder", local_files_only=True)
+    return model_cls
+
+
+def _load_text_encoder(path: Path):
+    """Text encoder of the class its config declares and its tokenizer."""
+    import transformers
+
+    text_encoder = _text_encoder_class(path).from_pretrained(path / "text_encoder", local_files_only=True)
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(path / "tokenizer"), local_files_only=True)
     return text_encoder, tokenizer
 

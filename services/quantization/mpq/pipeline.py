@@ -198,10 +198,11 @@ def calibration_inputs(bundle, config: QuantizationConfig, cond: torch.Tensor | 
         seeds = cal.seeds if cal.seeds is not None else list(range(cal.seed, cal.seed + cal.n))
         out["noise"] = initial_noise(bundle, seeds)
     else:
-        dataset = load_imagefolder(cal.dataset_path, resolution=bundle.sample_size, channels=bundle.in_channels)
+        dataset = load_imagefolder(cal.dataset_path, resolution=bundle.image_size, channels=bundle.image_channels)
         if len(dataset) < 2:
             raise ValueError("calibration dataset needs at least 2 images")
-        out["data"] = dataset.images(limit=cal.n).to(bundle.device)
+        with torch.no_grad():  # x_0 in the denoiser's space (latents for a latent model)
+            out["data"] = bundle.encode_images(dataset.images(limit=cal.n).to(bundle.device))
         prompts = dataset.texts[: cal.n]
     if bundle.conditional:
         if cond is not None:

@@ -16,6 +16,9 @@ step number, never from global RNG state carried between steps:
   paired statistics);
 * within a ``seed``, every mode sees the same data order, noises and timesteps.
 
+A latent model (one with a VAE) trains and is evaluated on the frozen VAE's latents of the
+images (posterior mode: deterministic); its samples are decoded for FID/KID.
+
 This is also what makes resuming exact: a resumed run recomputes the same
 batches, and the checkpoint restores weights, remainders, optimizer and
 scheduler state.  Validation always runs the fp32 master weights in fp32, so
@@ -247,12 +250,20 @@ def _stack(dataset, indices: list[int]) -> tuple[torch.Tensor, list[str]]:
     return torch.stack([it["pixel_values"] for it in items]), [it["text"] for it in items]
 
 
-class _EvalSet:
-    """Held-out images with fixed noises and (stratified) timesteps."""
+@torch.no_grad()
+def _encoded(bundle, pixels: torch.Tensor) -> torch.Tensor:
+    """Pixels -> x_0 in the denoiser's space: the frozen VAE's latents (posterior mode) for a latent
+    model, the pixels themselves otherwise."""
+    return pixels if bundle.vae is None else bundle.encode_images(pixels).float()
 
-    def __init__(self, dataset, indices: list[int], repeats: int, eval_seed: int, scheduler) -> None:
+
+class _EvalSet:
+    """Held-out images (in the denoiser's space: `encode`) with fixed noises and (stratified) timesteps."""
+
+    def __init__(self, dataset, indices: list[int], repeats: int, eval_seed: int, scheduler,
+                 encode: Callable[[torch.Tensor], torch.Tensor] = lambda x: x) -> None:
         images, texts = _stack(dataset, indices)
-        self.images = images.repeat_interleave(repeats, dim=0)
+        self.images = encode(images).repeat_interleave(repeats, dim=0)
         self.texts = [t for t in texts for _ in range(repeats)]
         k = self.images.shape[0]
         gen = _generator("eval-noise", eval_seed)
@@ -476,14 +487,16 @@ def run_training(
     denoiser: nn.Module = bundle.denoiser
     if any(p.dtype != torch.float32 for p in denoiser.parameters()):
         raise ValueError("run_training expects an fp32 denoiser (load the base model in fp32)")
-    if bundle.text_encoder is not None:
-        bundle.text_encoder.requires_grad_(False).eval()
+    for frozen in (bundle.text_encoder, bundle.vae):
+        if frozen is not None:
+            frozen.requires_grad_(False).eval()
     if config.gradient_checkpointing:
         denoiser.enable_gradient_checkpointing()
     denoiser.train()
     num_parameters = sum(p.numel() for p in denoiser.parameters() if p.requires_grad)
 
-    evalset = _EvalSet(dataset, eval_idx, config.eval_repeats, config.eval_seed, bundle.scheduler)
+    evalset = _EvalSet(dataset, eval_idx, config.eval_repeats, config.eval_seed, bundle.scheduler,
+                       encode=lambda pixels: _encoded(bundle, pixels.to(device)).cpu())
     meter = MemoryMeter(device)
     engine = _Engine(bundle, config, device)
     scheduler = _lr_scheduler(config, engine.optimizer)
@@ -525,11 +538,12 @@ def run_training(
                 step_loss = 0.0
                 for m in range(config.grad_accumulation):
                     position = (step * config.grad_accumulation + m) * micro
-                    x0, texts = _stack(dataset, batches.batch(position, micro))
+                    pixels, texts = _stack(dataset, batches.batch(position, micro))
+                    x0 = _encoded(bundle, pixels.to(device))
                     gen = _generator("noise", config.seed, step, m)
                     noise = torch.randn(x0.shape, generator=gen)
                     t = torch.randint(0, num_train_timesteps, (micro,), generator=gen)
-                    x0, noise, t = x0.to(device), noise.to(device), t.to(device)
+                    noise, t = noise.to(device), t.to(device)
                     x_t = bundle.scheduler.add_noise(x0, noise, t)
                     with torch.no_grad():
                         cond = bundle.encode_prompts(texts) if bundle.conditional else None

@@ -171,15 +171,19 @@ def bench_selection(
     latency: Annotated[bool, typer.Option(help="Also time `rank` over 1,000 candidates.")] = False,
     ablations: Annotated[bool, typer.Option(help="Also run the ablations (feature families, embeddings).")] = False,
     drop_degenerate: Annotated[bool, typer.Option(help="Drop datasets flagged degenerate.")] = False,
+    jobs: Annotated[int, typer.Option(min=0, help="Worker processes over the targets (one torch thread "
+                                                  "each; same results); 0: one per CPU core.")] = 0,
 ) -> None:
     """Leave-one-dataset-out evaluation of M&C against the baselines."""
+    import os
+
     from services.selection.bench import run_benchmark
 
     if not data.is_dir():
         raise typer.BadParameter(f"{data} is not a directory")
     run_benchmark(data_dir=data, targets=targets, similarity=similarity, out=out, latency=latency,
                   gateway_latency_fn=_gateway_rank_latency if latency else None, ablations=ablations,
-                  drop_degenerate=drop_degenerate)
+                  drop_degenerate=drop_degenerate, jobs=jobs or os.cpu_count() or 1)
 
 
 def _gateway_rank_latency(zoo, ranker, target: str, candidates: list[str]) -> dict:

@@ -158,14 +158,8 @@ async def drive(base: str, key: str, body: dict, *, clients: int, seconds: float
 def machine() -> dict[str, Any]:
     import psutil
 
-    cpu_model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from services.common.hardware import cpu_model
+
     gpu = None
     try:
         import torch
@@ -174,7 +168,7 @@ def machine() -> dict[str, Any]:
             gpu = torch.cuda.get_device_name(0)
     except ImportError:
         pass
-    return {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu_model,
+    return {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu_model(),
             "logical_cpus": os.cpu_count(), "load_average": [round(x, 2) for x in psutil.getloadavg()],
             "memory_gib": round(psutil.virtual_memory().total / 2**30, 1), "gpu": gpu,
             "note": "client and server share this machine; rank runs on the CPU"}

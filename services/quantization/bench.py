@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from services.common.hardware import describe_device
 from services.quantization.mpq.allocate import budget_to_bytes, solve_allocation, weight_bytes_for
 from services.quantization.mpq.calibrate import calibrate
 from services.quantization.mpq.importance import QuantTables, compute_signal, orthogonality_matrix
@@ -294,7 +295,7 @@ def run_benchmark(*, quick: bool, device: str = "cpu", out: Path | None = None, 
         "orm_vs_sensitivity_spearman": float(np.mean([r["orm_vs_sensitivity_spearman"] for r in runs])),
         "orm_vs_sensitivity_spearman_per_run": [r["orm_vs_sensitivity_spearman"] for r in runs],
         "profiling": profiling,
-        "device": device if device != "cpu" else "cpu (torch threads=1)",
+        "device": describe_device(device, threads=1),
         "runs": len(runs),
         "models": models,
         "settings": {"quick": quick, "t_steps": t_steps, "k_steps": k_steps, "eval_samples": n_eval, "calibration_samples": 8,

@@ -8,7 +8,6 @@ importer the API uses (mc.records).
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -81,7 +80,9 @@ def ablation_methods() -> dict:
 
 
 def _device() -> str:
-    return f"cpu ({platform.processor() or platform.machine()}), torch threads=1"
+    from services.common.hardware import describe_device
+
+    return describe_device("cpu", threads=1)
 
 
 COMPARED_METRICS = ("pearson", "rel@1", "hit@1")
@@ -262,6 +263,7 @@ def run_benchmark(
     drop_degenerate: bool = False,
     exclude_degenerate_training: bool = True,
     progress: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> dict:
     import torch
 
@@ -288,7 +290,7 @@ def run_benchmark(
     if excluded:
         say(f"excluded from training (degenerate): {', '.join(excluded)}")
     t_lodo = time.perf_counter()
-    results = leave_one_dataset_out(zoo, methods, targets, exclude_from_training=excluded, progress=say)
+    results = leave_one_dataset_out(zoo, methods, targets, exclude_from_training=excluded, progress=say, jobs=jobs)
     lodo_seconds = time.perf_counter() - t_lodo
     summary = summarise(results)
     print(_table(summary), flush=True)
@@ -302,6 +304,7 @@ def run_benchmark(
         "device": _device(),
         "seconds": time.perf_counter() - t_start,
         "lodo_seconds": lodo_seconds,
+        "jobs": jobs,  # worker processes over the targets; a method's seconds are summed over its targets
         "exclude_degenerate_training": exclude_degenerate_training,
         "excluded_from_training": excluded,
         "baselines": [b for b in BASELINES if b in summary],

@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from services.common.hardware import describe_device
+
 MODES = ("fp32", "amp", "memlean", "memlean_bf16_states")
 # On CUDA memlean's AdamW runs as one compiled kernel per parameter; this row
 # times the eager op-by-op update on the same run for comparison.
@@ -350,6 +352,7 @@ def run_benchmark(*, quick: bool, device: str = "cpu", out: Path | None = None, 
         },
         "exact": exact,
         "device": device,
+        "device_name": describe_device(device),
         "threads": threads if device == "cpu" else None,
         "num_parameters": amp["num_parameters"],
         "batch_size": BATCH_SIZE,

@@ -77,6 +77,19 @@ def test_leave_one_out_hides_every_record_of_the_target():
     np.testing.assert_allclose(seen[0], seen[1])
 
 
+def test_targets_in_worker_processes_give_the_serial_results_in_target_order():
+    zoo, _ = make_zoo()
+    methods = {"random": random_method(3), "mc": ranker_method(FAST)}
+    targets = ["d5", "d2", "d7"]
+    serial = leave_one_dataset_out(zoo, methods, targets)
+    seen = []
+    parallel = leave_one_dataset_out(zoo, methods, targets, jobs=2, progress=seen.append)
+    assert len(seen) == 3 and all(list(parallel[m]) == targets for m in methods)
+    for m in methods:
+        for t in targets:
+            assert parallel[m][t].metrics == serial[m][t].metrics and parallel[m][t].seconds > 0
+
+
 def test_inductive_new_dataset_ranked_from_similarity_edges_without_retraining():
     zoo, homes = make_zoo()
     skill = np.random.default_rng(0).normal(size=len(homes))
@@ -224,6 +237,9 @@ def test_latency_setup_is_shared_with_the_gateway_measurement(monkeypatch, tmp_p
     assert z is setup.zoo and ranker is setup.ranker and target == setup.target and candidates == setup.candidates
     assert out["latency"]["gateway"] == {"p99_ms": 1.0} and out["latency"]["in_process"]["candidates"] == 40
     assert out["exclude_degenerate_training"] is True and out["excluded_from_training"] == []
+    from services.common.hardware import cpu_model
+
+    assert out["device"] == f"cpu ({cpu_model()}), torch threads=1" and out["jobs"] == 1
     # the primary against each baseline and the best published method, per target
     primary = out["methods"][bench.PRIMARY]["per_target"]["d3"]
     vs_random = out["paired"]["baselines"]["random"]["pearson"]

@@ -44,11 +44,20 @@ def selection_metrics(score: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 # ---------------------------------------------------------------- baselines
 
 
-def random_method(seed: int = 0) -> Method:
-    def f(tables, target, train):
-        rng = np.random.default_rng([seed, zlib.crc32(target.encode())])  # stable across processes
+@dataclass(frozen=True)
+class RandomMethod:
+    """Baseline: random scores, stable per (seed, target) in any process. (Methods are picklable
+    objects so that the harness can evaluate targets in worker processes.)"""
+
+    seed: int = 0
+
+    def __call__(self, tables: GraphTables, target: str, train: list[str]) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, zlib.crc32(target.encode())])
         return rng.random(len(tables.models))
-    return f
+
+
+def random_method(seed: int = 0) -> Method:
+    return RandomMethod(seed)
 
 
 def best_on_average(tables: GraphTables, target: str, train: list[str]) -> np.ndarray:
@@ -94,11 +103,19 @@ def similarity_weighted(tables: GraphTables, target: str, train: list[str]) -> n
     return evidence_score(tables, target, train, choose_tau(tables, train))
 
 
-def ranker_method(config: RankerConfig) -> Method:
-    def f(tables, target, train):
-        r = Ranker(config).fit(tables, hide=[d for d in tables.datasets if d not in train], targets=[target])
+@dataclass(frozen=True)
+class RankerMethod:
+    """A Ranker of this configuration fitted on the training datasets, scoring the target."""
+
+    config: RankerConfig
+
+    def __call__(self, tables: GraphTables, target: str, train: list[str]) -> np.ndarray:
+        r = Ranker(self.config).fit(tables, hide=[d for d in tables.datasets if d not in train], targets=[target])
         return r.scores(tables, target, train)[0]
-    return f
+
+
+def ranker_method(config: RankerConfig) -> Method:
+    return RankerMethod(config)
 
 
 def lgbm_without_graph() -> Method:
@@ -126,24 +143,70 @@ def leave_one_dataset_out(
     *,
     exclude_from_training: Sequence[str] = (),
     progress: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> dict[str, dict[str, TargetResult]]:
-    truth_tables = tables_from_zoo(zoo)
-    out: dict[str, dict[str, TargetResult]] = {name: {} for name in methods}
-    for i, target in enumerate(targets, start=1):
-        hidden_zoo = zoo.without_results_of([target])
-        tables = tables_from_zoo(hidden_zoo)
-        train = [d for d in tables.datasets if d != target and d not in set(exclude_from_training)
+    """Every method on every target, the target's records hidden. Targets are independent and
+    seeded, so `jobs` > 1 evaluates them in that many worker processes (spawned, one torch thread
+    each) with the same results; each TargetResult's seconds are its own process's."""
+    targets = list(targets)
+    per_target: dict[str, dict[str, TargetResult]] = {}
+
+    def done(target: str, result: dict[str, TargetResult]) -> None:
+        per_target[target] = result
+        if progress:
+            progress(f"[{len(per_target)}/{len(targets)}] {target}: " + ", ".join(
+                f"{n} p={r.metrics['pearson']:.3f} r={r.metrics['rel@1']:.3f}" for n, r in result.items()))
+
+    if jobs > 1 and len(targets) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=min(jobs, len(targets)), mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_worker_init, initargs=(zoo, methods, tuple(exclude_from_training))) as pool:
+            futures = {pool.submit(_worker_target, t): t for t in targets}
+            for future in as_completed(futures):
+                done(futures[future], future.result())
+    else:
+        harness = _Harness(zoo, methods, tuple(exclude_from_training))
+        for target in targets:
+            done(target, harness.target(target))
+    return {name: {t: per_target[t][name] for t in targets} for name in methods}
+
+
+class _Harness:
+    """What every target's evaluation shares: the zoo, its full tables (the truth), the methods."""
+
+    def __init__(self, zoo: Zoo, methods: dict[str, Method], exclude_from_training: tuple[str, ...]):
+        self.zoo, self.methods, self.excluded = zoo, methods, set(exclude_from_training)
+        self.truth_tables = tables_from_zoo(zoo)
+
+    def target(self, target: str) -> dict[str, TargetResult]:
+        tables = tables_from_zoo(self.zoo.without_results_of([target]))
+        train = [d for d in tables.datasets if d != target and d not in self.excluded
                  and tables.norm[d].notna().sum() >= 2]
-        truth = truth_tables.quality[target].reindex(tables.models).to_numpy(dtype=float)
-        for name, method in methods.items():
+        truth = self.truth_tables.quality[target].reindex(tables.models).to_numpy(dtype=float)
+        out = {}
+        for name, method in self.methods.items():
             t0 = time.perf_counter()
             score = method(tables, target, train)
-            dt = time.perf_counter() - t0
-            out[name][target] = TargetResult(selection_metrics(score, truth), dt)
-        if progress:
-            progress(f"[{i}/{len(targets)}] {target}: " + ", ".join(
-                f"{n} p={out[n][target].metrics['pearson']:.3f} r={out[n][target].metrics['rel@1']:.3f}" for n in methods))
-    return out
+            out[name] = TargetResult(selection_metrics(score, truth), time.perf_counter() - t0)
+        return out
+
+
+_WORKER: _Harness | None = None
+
+
+def _worker_init(zoo: Zoo, methods: dict[str, Method], exclude_from_training: tuple[str, ...]) -> None:
+    import torch
+
+    global _WORKER
+    torch.set_num_threads(1)
+    _WORKER = _Harness(zoo, methods, exclude_from_training)
+
+
+def _worker_target(target: str) -> dict[str, TargetResult]:
+    assert _WORKER is not None
+    return _WORKER.target(target)
 
 
 def neighbour_ceiling(zoo: Zoo, targets: Sequence[str], *, exclude_from_training: Sequence[str] = ()) -> dict:

@@ -47,7 +47,7 @@ class DiffusionBundle:
 
     @property
     def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1) if self.vae is not None else 1
+        return _vae_factor(self.vae.config) if self.vae is not None else 1
 
     @property
     def image_channels(self) -> int:
@@ -229,18 +229,26 @@ def inspect_model(ref: str) -> ModelInfo:
         _require_weights(target / "text_encoder", ("model", "pytorch_model"), ref)
     elif kind != "unet2d":
         raise ModelRefError(f"{ref!r}: conditional {kind} model without text_encoder/ and tokenizer/")
-    size = cfg.get("sample_size")
-    sample_size = int(size if isinstance(size, int) else (size or [0])[0])
-    in_channels = int(cfg.get("in_channels") or 0)
+    sample_size, in_channels = _side(cfg.get("sample_size") or 0), int(cfg.get("in_channels") or 0)
     if sample_size < 1 or in_channels < 1:
         raise ModelRefError(f"{ref!r}: the denoiser's config names no sample_size / in_channels")
     image_size, image_channels = sample_size, in_channels
     if (target / "vae").is_dir():
         vae = _read_json(target / "vae" / "config.json")
         _require_weights(target / "vae", ("diffusion_pytorch_model",), ref)
-        image_size = sample_size * 2 ** (len(vae.get("block_out_channels") or [0]) - 1)
+        image_size = sample_size * _vae_factor(vae)
         image_channels = int(vae.get("in_channels") or 3)
     return ModelInfo(kind, sample_size, in_channels, image_size, image_channels, conditional)
+
+
+def _side(sample_size) -> int:
+    """A config's sample_size, an int or (height, width), as one side."""
+    return int(sample_size if isinstance(sample_size, int) else sample_size[0])
+
+
+def _vae_factor(vae_config) -> int:
+    """How many image pixels one latent spans per side: 2 per downsampling block."""
+    return 2 ** (len(vae_config["block_out_channels"]) - 1)  # a dict or diffusers' FrozenDict config
 
 
 def _require_weights(folder: Path, stems: tuple[str, ...], ref: str) -> None:
@@ -311,8 +319,7 @@ def _load_directory(path: Path, ref: str) -> DiffusionBundle:
     if text_encoder is not None:
         text_encoder.eval()
     cfg = denoiser.config
-    sample_size = cfg.sample_size if isinstance(cfg.sample_size, int) else cfg.sample_size[0]
-    return DiffusionBundle(denoiser=denoiser, scheduler=scheduler, kind=kind, sample_size=int(sample_size),
+    return DiffusionBundle(denoiser=denoiser, scheduler=scheduler, kind=kind, sample_size=_side(cfg.sample_size),
                            in_channels=int(cfg.in_channels), text_encoder=text_encoder, tokenizer=tokenizer, vae=vae)
 
 

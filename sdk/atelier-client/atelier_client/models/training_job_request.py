@@ -37,7 +37,8 @@ class TrainingJobRequest:
         optimizer (TrainingJobRequestOptimizer | Unset):  Default: TrainingJobRequestOptimizer.ADAMW.
         record_result (bool | Unset): Record the result with the selection service when the model and dataset are
             registered there. Default: True.
-        resolution (int | None | Unset): Default: the model's sample size.
+        resolution (int | None | Unset): Side of the training images. Default: the model's image size (the denoiser's
+            sample size; times the VAE's factor for a latent model).
         resume_from_job (None | str | Unset): A cancelled training job whose checkpoint to continue.
         sample_steps (int | Unset):  Default: 20.
         seed (int | Unset):  Default: 0.

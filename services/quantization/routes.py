@@ -21,15 +21,15 @@ router = APIRouter(prefix="/v1/quantization", tags=["quantization"])
 
 def check_request(body: QuantizationJobRequest) -> dict:
     """Reject an unreadable model, unknown layers or an unreachable budget before queueing."""
-    from services.common.diffusion import ModelRefError, load_bundle
-    from services.quantization.mpq.pipeline import validate_config
+    from services.common.diffusion import ModelRefError, skeleton_bundle
+    from services.quantization.mpq.pipeline import layer_layout, validate_config
 
-    try:
-        bundle = load_bundle(body.model)
+    try:  # the layers traced on a weightless skeleton: the worker loads the weights
+        layout = layer_layout(*skeleton_bundle(body.model))
     except ModelRefError as exc:
         raise Problem(422, str(exc), title="Unreadable model") from exc
     try:
-        return validate_config(bundle, body)
+        return validate_config(layout, body)
     except ValueError as exc:  # BudgetError is a ValueError
         raise Problem(422, str(exc), title="Invalid quantization request") from exc
 

@@ -218,6 +218,22 @@ def test_quantization_job_core_runs_on_cuda_like_on_cpu(tmp_path, kind):
     assert np.isfinite(on_cuda.quality["mse"])
 
 
+@pytest.mark.parametrize("kind, latent", [("unet2d", False), ("unet2d-condition", False), ("dit", False),
+                                          ("unet2d-condition", True)])
+def test_the_layout_traced_on_a_weightless_skeleton_is_the_loaded_models(kind, latent, tmp_path):
+    from services.common.diffusion import load_bundle, skeleton_bundle
+    from services.quantization.mpq.pipeline import layer_layout
+
+    build_tiny(kind, latent=latent).save(tmp_path / "m")
+    refs = [str(tmp_path / "m")] + ([] if latent else [f"tiny:{kind}"])
+    for ref in refs:
+        skeleton, cond = skeleton_bundle(ref)
+        assert skeleton.device.type == "meta" and (cond is None) == (kind == "unet2d")
+        expected = layer_layout(load_bundle(ref))
+        traced = layer_layout(skeleton, cond)
+        assert traced == expected and list(traced.n_params) == list(expected.n_params)
+
+
 @pytest.mark.parametrize("latent", [False, True])
 def test_data_mode_calibration_from_imagefolder(latent, tmp_path):
     from services.common.diffusion import generate_synthetic_dataset

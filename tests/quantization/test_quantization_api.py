@@ -54,5 +54,15 @@ def test_bad_requests_are_rejected(api, body, fragment):
     assert fragment.lower() in response.text.lower()
 
 
+def test_a_model_folder_without_weights_is_rejected_before_it_is_queued(api, tmp_path):
+    from services.common.diffusion import build_tiny
+
+    build_tiny("unet2d").save(tmp_path / "m")
+    for weights in (tmp_path / "m" / "unet").glob("diffusion_pytorch_model*"):
+        weights.unlink()
+    response = api.post("/v1/quantization/jobs", json={"model": str(tmp_path / "m")})
+    assert response.status_code == 422 and "no weights in unet/" in response.json()["detail"]
+
+
 def test_unknown_artifact_is_404(api):
     assert api.get("/v1/quantization/artifacts/nope").status_code == 404

@@ -2,7 +2,7 @@
 
 Plain library code (no web/DB/queue imports); every service builds on these names.
 """
-from .bundle import DiffusionBundle, ModelInfo, ModelRefError, inspect_model, load_bundle
+from .bundle import DiffusionBundle, ModelInfo, ModelRefError, inspect_model, load_bundle, skeleton_bundle
 from .data import (
     COLORS,
     FAMILIES,
@@ -32,5 +32,5 @@ __all__ = [
     "ImageCaptionDataset", "ModelInfo", "ModelRefError", "OfflineImageFeatureExtractor", "SyntheticDomain",
     "build_offline_tokenizer", "build_tiny", "extract_features", "generate_synthetic_dataset", "image_quality",
     "initial_noise", "inspect_model", "load_bundle", "load_feature_extractor", "load_imagefolder", "make_sampling_scheduler",
-    "paired_quality", "register_domain", "render_synthetic", "sample", "tiny_config", "to_uint8",
+    "paired_quality", "register_domain", "render_synthetic", "sample", "skeleton_bundle", "tiny_config", "to_uint8",
 ]

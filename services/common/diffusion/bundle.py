@@ -241,6 +241,34 @@ def inspect_model(ref: str) -> ModelInfo:
     return ModelInfo(kind, sample_size, in_channels, image_size, image_channels, conditional)
 
 
+def skeleton_bundle(ref: str) -> tuple[DiffusionBundle, torch.Tensor | None]:
+    """The model's denoiser built from its config on the meta device (no weights read, no memory)
+    and a conditioning tensor of the shape it takes (None for an unconditional model): enough to
+    trace its layers and their sizes (quantization checks a request's budget with it). The
+    reference is checked as by inspect_model."""
+    info = inspect_model(ref)
+    target = _resolve(ref)
+    if isinstance(target, str):
+        from .tiny import tiny_config
+
+        config = tiny_config(target)["denoiser"]
+    else:
+        config = _read_json(_denoiser_of(target, str(ref).strip())[1] / "config.json")
+    try:
+        with torch.device("meta"):
+            denoiser = _KIND_TO_CLASS[info.kind].from_config(config).eval()
+    except Exception as exc:
+        raise ModelRefError(f"could not build the denoiser of {ref!r} from its config: {exc}") from exc
+    cond = None
+    if info.kind != "unet2d":
+        width = config.get("cross_attention_dim") if info.kind == "unet2d-condition" else config.get("caption_channels")
+        width = width[0] if isinstance(width, (list, tuple)) else width
+        cond = torch.zeros(1, 1, int(width), device="meta")
+    bundle = DiffusionBundle(denoiser=denoiser, scheduler=DDPMScheduler(), kind=info.kind,
+                             sample_size=info.sample_size, in_channels=info.in_channels)
+    return bundle, cond
+
+
 def _side(sample_size) -> int:
     """A config's sample_size, an int or (height, width), as one side."""
     return int(sample_size if isinstance(sample_size, int) else sample_size[0])

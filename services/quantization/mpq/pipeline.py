@@ -100,9 +100,10 @@ class LayerLayout:
     last: str
 
 
-def layer_layout(bundle) -> LayerLayout:
+def layer_layout(bundle, cond: torch.Tensor | None = None) -> LayerLayout:
     """Layer sizes plus the first layer (consumes x_t) and last layer (produces the output), found by
-    one tiny forward pass in execution order."""
+    one tiny forward pass in execution order (on the bundle's device: the meta device traces a
+    weightless skeleton_bundle, with its `cond`)."""
     denoiser = bundle.denoiser
     layers = target_layers(denoiser)
     order: list[str] = []
@@ -120,7 +121,7 @@ def layer_layout(bundle) -> LayerLayout:
     handles = [m.register_forward_hook(hook(n)) for n, m in layers.items()]
     try:
         with torch.no_grad():
-            bundle.predict_noise(x, 500)
+            bundle.predict_noise(x, 500, cond)
     finally:
         for h in handles:
             h.remove()

@@ -17,6 +17,22 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool | None:
+    """Whether the CPU has bf16 instructions (x86 avx512_bf16 / amx_bf16, Arm bf16), from
+    /proc/cpuinfo's flags; None where they cannot be read. Without them PyTorch emulates bf16."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"}) if flags else None
+
+
 def describe_device(device: str = "cpu", threads: int | None = None) -> str:
     """"cpu (<model>), torch threads=N" or "cuda (<GPU name>)"."""
     if str(device).startswith("cuda"):

@@ -17,11 +17,12 @@ from services.training.schemas import TrainingJobRequest
 @job_kind("training.finetune", queue="gpu")
 def run_finetune(ctx: JobContext) -> dict[str, Any]:
     from services.common.diffusion import DatasetError, ModelRefError, load_bundle, load_imagefolder
-    from services.training.memlean.trainer import TrainingConfig, run_training
+    from services.training.memlean.trainer import TrainingConfig, bf16_emulation_warning, run_training
 
     request = TrainingJobRequest.model_validate(ctx.params)
     device = resolve_device()
-    ctx.progress(0.0, "load", device=device)
+    warning = bf16_emulation_warning(request.mode, device)  # slow, not wrong: said, not refused
+    ctx.progress(0.0, "load", device=device, **({"warning": warning} if warning else {}))
     model = service.resolve_model(request.model, owner=ctx.owner)
     try:
         bundle = load_bundle(model.value, device=device)
@@ -47,6 +48,8 @@ def run_finetune(ctx: JobContext) -> dict[str, Any]:
                               "resume_with": {"resume_from_job": ctx.job_id}}
         raise JobCancelled(ctx.job_id)
     result = outcome.to_dict()
+    if warning:
+        result["warnings"] = [warning]
     for key in ("checkpoint_path", "artifact_path", "samples_path"):
         result.pop(key, None)  # worker-local paths; the artifact URL replaces them
     with session_scope() as session:

@@ -130,3 +130,20 @@ def test_a_latent_model_trains_on_its_frozen_vae_latents_and_reloads_with_its_va
     assert all(torch.equal(v, bundle.vae.state_dict()[k]) for k, v in vae_before.items())
     reloaded = load_bundle(str(outcome.artifact_path))
     assert reloaded.vae is not None and (reloaded.image_size, reloaded.sample_size) == (16, 8)
+
+
+def test_bf16_modes_warn_on_a_cpu_without_bf16_instructions(monkeypatch):
+    from services.common import hardware
+    from services.training.memlean.trainer import bf16_emulation_warning
+
+    avx2 = "processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu sse2 avx2 fma\n"
+    amx = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16\n"
+    graviton = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+    assert hardware.cpu_has_native_bf16(avx2) is False
+    assert hardware.cpu_has_native_bf16(amx) is True and hardware.cpu_has_native_bf16(graviton) is True
+    assert hardware.cpu_has_native_bf16("no flags here") is None
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
+    assert "emulates" in bf16_emulation_warning("memlean", "cpu") and "emulates" in bf16_emulation_warning("amp", "cpu")
+    assert bf16_emulation_warning("fp32", "cpu") is None and bf16_emulation_warning("memlean", "cuda") is None
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
+    assert bf16_emulation_warning("memlean", "cpu") is None

@@ -33,6 +33,10 @@ def test_finetune_records_result_with_selection(api, celery_worker, tiny_dataset
     assert result["mode"] == "memlean" and result["steps_done"] == 4
     assert result["final_val_loss"] > 0 and result["peak_memory_bytes"] > 0
     assert result["selection"]["recorded"] is True
+    from services.common.hardware import cpu_has_native_bf16
+
+    # memlean computes in bf16: a CPU worker without bf16 instructions says so in the result
+    assert ("warnings" in result) == (result["device"] == "cpu" and cpu_has_native_bf16() is False)
     recorded = api.get("/v1/selection/results", params={"dataset": dataset_name}).json()
     assert [(r["model"], r["metric"], r["source"], r["job_id"]) for r in recorded] == \
         [(model_name, "val_loss", "measured", job["id"])]

@@ -170,6 +170,8 @@ def bench_selection(
     out: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.")] = None,
     latency: Annotated[bool, typer.Option(help="Also time `rank` over 1,000 candidates.")] = False,
     ablations: Annotated[bool, typer.Option(help="Also run the ablations (feature families, embeddings).")] = False,
+    ablation: Annotated[Optional[str], typer.Option(help="Also run only these ablations (comma-separated names, "
+                                                         "e.g. mc_no_graph).")] = None,
     drop_degenerate: Annotated[bool, typer.Option(help="Drop datasets flagged degenerate.")] = False,
     jobs: Annotated[int, typer.Option(min=0, help="Worker processes over the targets (one torch thread "
                                                   "each; same results); 0: one per CPU core.")] = 0,
@@ -177,12 +179,16 @@ def bench_selection(
     """Leave-one-dataset-out evaluation of M&C against the baselines."""
     import os
 
-    from services.selection.bench import run_benchmark
+    from services.selection.bench import ablation_methods, run_benchmark
 
     if not data.is_dir():
         raise typer.BadParameter(f"{data} is not a directory")
+    unknown = sorted({n.strip() for n in (ablation or "").split(",") if n.strip()} - set(ablation_methods()))
+    if unknown:
+        raise typer.BadParameter(f"unknown ablations {unknown}; known: {', '.join(ablation_methods())}")
     run_benchmark(data_dir=data, targets=targets, similarity=similarity, out=out, latency=latency,
-                  gateway_latency_fn=_gateway_rank_latency if latency else None, ablations=ablations,
+                  gateway_latency_fn=_gateway_rank_latency if latency else None,
+                  ablations=[n.strip() for n in ablation.split(",") if n.strip()] if ablation else ablations,
                   drop_degenerate=drop_degenerate, jobs=jobs or os.cpu_count() or 1)
 
 

@@ -89,16 +89,23 @@ COMPARED_METRICS = ("pearson", "rel@1", "hit@1")
 
 
 def paired_comparisons(summary: dict, published: dict | None = None) -> dict:
-    """The primary against each baseline and, where the data directory has published per-target
-    numbers, against the published method with the best mean over the same targets, per metric:
-    mean difference, bootstrap interval over targets, wins / ties / losses (evaluate.paired_comparison)."""
+    """Per metric, the primary against each baseline, each ablation run beside it and, where the
+    data directory has published per-target numbers, the published method with the best mean over
+    the same targets: mean difference, bootstrap interval over targets, wins / ties / losses
+    (evaluate.paired_comparison)."""
     primary = summary[PRIMARY]["per_target"]
 
     def of(per: dict, metric: str) -> dict[str, float]:
         return {t: v[metric] for t, v in per.items()}
 
-    out: dict = {"baselines": {b: {k: paired_comparison(of(primary, k), of(summary[b]["per_target"], k))
-                                   for k in COMPARED_METRICS} for b in BASELINES if b in summary}}
+    def against(names) -> dict:
+        return {b: {k: paired_comparison(of(primary, k), of(summary[b]["per_target"], k)) for k in COMPARED_METRICS}
+                for b in names}
+
+    out: dict = {"baselines": against([b for b in BASELINES if b in summary])}
+    variants = [m for m in summary if m != PRIMARY and m not in BASELINES]
+    if variants:  # ablations: what the primary gains over each variant of itself
+        out["ablations"] = against(variants)
     rows = {}
     for metric, methods in (published or {}).items():
         covering = {m: v for m, v in methods.items() if all(t in v for t in primary)}
@@ -117,7 +124,7 @@ def _comparison_lines(comparisons: dict) -> list[str]:
                 f"(wins {c['wins']}, ties {c['ties']}, losses {c['losses']})")
 
     lines = [f"{PRIMARY} - {b}: " + "; ".join(f"{k} {fmt(c)}" for k, c in per.items())
-             for b, per in comparisons["baselines"].items()]
+             for group in ("baselines", "ablations") for b, per in comparisons.get(group, {}).items()]
     lines += [f"{PRIMARY} - published best {k} ({c['method']}, mean {c['mean_b']:.3f}): {fmt(c)}"
               for k, c in comparisons.get("published", {}).items()]
     return lines
@@ -259,7 +266,7 @@ def run_benchmark(
     out: str | Path | None = None,
     latency: bool = False,
     gateway_latency_fn: Callable[..., dict] | None = None,
-    ablations: bool = False,
+    ablations: bool | Sequence[str] = False,
     drop_degenerate: bool = False,
     exclude_degenerate_training: bool = True,
     progress: Callable[[str], None] | None = None,
@@ -282,8 +289,13 @@ def run_benchmark(
     if missing:
         say(f"targets without results, skipped: {', '.join(missing)}")
     methods = default_methods()
-    if ablations:
-        methods.update(ablation_methods())
+    if ablations:  # True: all of them; or the names of some
+        every = ablation_methods()
+        names = list(every) if ablations is True else list(ablations)
+        unknown = sorted(set(names) - set(every))
+        if unknown:
+            raise ValueError(f"unknown ablations {unknown}; known: {sorted(every)}")
+        methods.update({n: every[n] for n in names})
     # data-quality rule (every method alike): datasets the importer flags as degenerate, from
     # their own results only, are never training rows or evidence; they can still be targets.
     excluded = sorted(report.degenerate) if exclude_degenerate_training else []

@@ -249,6 +249,22 @@ def test_latency_setup_is_shared_with_the_gateway_measurement(monkeypatch, tmp_p
     assert published["method"] == "strong" and published["difference"] == pytest.approx(primary["pearson"] - 0.9)
 
 
+def test_chosen_ablations_run_beside_the_primary_and_are_compared_with_it(monkeypatch, tmp_path):
+    from services.selection import bench
+
+    zoo, _ = make_zoo()
+    write_benchmark_dir(zoo, tmp_path)
+    monkeypatch.setattr(bench, "default_methods", lambda: {"random": random_method(0), bench.PRIMARY: ranker_method(FAST)})
+    monkeypatch.setattr(bench, "ablation_methods", lambda: {"variant": random_method(1), "other": random_method(2)})
+    out = bench.run_benchmark(data_dir=tmp_path, targets="d3,d6", ablations=["variant"], progress=lambda s: None)
+    assert set(out["methods"]) == {"random", bench.PRIMARY, "variant"}
+    vs = out["paired"]["ablations"]["variant"]["rel@1"]
+    assert vs["targets"] == 2 and vs["difference"] == pytest.approx(
+        out["methods"][bench.PRIMARY]["rel@1"] - out["methods"]["variant"]["rel@1"])
+    with pytest.raises(ValueError, match="unknown ablations"):
+        bench.run_benchmark(data_dir=tmp_path, targets="d3", ablations=["nope"], progress=lambda s: None)
+
+
 def write_benchmark_dir(zoo, path):
     """The synthetic zoo in the TransferGraph file format."""
     import pandas as pd

@@ -250,8 +250,8 @@ def summarise(results: dict[str, dict[str, TargetResult]]) -> dict[str, dict]:
 def paired_comparison(a: dict[str, float], b: dict[str, float], *, confidence: float = 0.95,
                       n_resamples: int = 9999, seed: int = 0) -> dict:
     """Method a against method b on the targets both were scored on: the mean per-target
-    difference a - b, its BCa bootstrap interval over targets (scipy.stats.bootstrap; with 8 targets
-    a difference inside the interval's reach of 0 is not a finding), and the targets a wins, ties
+    difference a - b, its BCa bootstrap interval over targets (scipy.stats.bootstrap; an interval
+    that holds 0 means these targets do not tell the two apart), and the targets a wins, ties
     (within 1e-9) and loses."""
     targets = [t for t in a if t in b and np.isfinite(a[t]) and np.isfinite(b[t])]
     d = np.array([a[t] - b[t] for t in targets], dtype=float)

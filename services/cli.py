@@ -183,12 +183,12 @@ def bench_selection(
 
     if not data.is_dir():
         raise typer.BadParameter(f"{data} is not a directory")
-    unknown = sorted({n.strip() for n in (ablation or "").split(",") if n.strip()} - set(ablation_methods()))
+    chosen = [n.strip() for n in (ablation or "").split(",") if n.strip()]
+    unknown = sorted(set(chosen) - set(ablation_methods()))
     if unknown:
         raise typer.BadParameter(f"unknown ablations {unknown}; known: {', '.join(ablation_methods())}")
     run_benchmark(data_dir=data, targets=targets, similarity=similarity, out=out, latency=latency,
-                  gateway_latency_fn=_gateway_rank_latency if latency else None,
-                  ablations=[n.strip() for n in ablation.split(",") if n.strip()] if ablation else ablations,
+                  gateway_latency_fn=_gateway_rank_latency if latency else None, ablations=chosen or ablations,
                   drop_degenerate=drop_degenerate, jobs=jobs or os.cpu_count() or 1)
 
 

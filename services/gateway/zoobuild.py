@@ -538,16 +538,17 @@ def build(out: Path = DEFAULT_OUT, *, workers: int = 2, models: str = "", target
     models_dir = out / "models" if models_dir is None else models_dir
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    if run and not url:  # the local workers run here: the 90-minute plan assumes native bf16
+        from services.common.settings import resolve_device
+        from services.training.memlean.trainer import bf16_emulation_warning
+
+        warning = bf16_emulation_warning(mode, resolve_device())
+        if warning:
+            say(f"warning: {warning}; `--mode fp32` measures fp32 pairs instead (other records)")
     if run:
         ensure_pretrained(plan, models_dir, workers=workers, say=say, journal=out / "runs.jsonl")
     folders = ensure_datasets(plan, cache / "data")
     say(f"zoo: {len(plan.models)} models x {len(plan.targets)} targets; budget {plan.budget.to_dict()}")
-    from services.common.settings import resolve_device
-    from services.training.memlean.trainer import bf16_emulation_warning
-
-    warning = bf16_emulation_warning(mode, resolve_device()) if run and not url else None
-    if warning:  # the local workers run here: the 90-minute plan assumes native bf16
-        say(f"warning: {warning}; `--mode fp32` measures fp32 pairs instead (other records)")
 
     def measure(base: str, api_key: str) -> dict:
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {api_key}"}, timeout=60) as client:

@@ -211,7 +211,11 @@ def inspect_model(ref: str) -> ModelInfo:
     the denoiser is conditional, the VAE's config and weights. No weights are read, so a request
     naming a model of any size is checked in milliseconds in the API process; a corrupt weight file
     is still reported, by the job that loads it."""
-    target = _resolve(ref)
+    return _inspect(_resolve(ref), ref)
+
+
+def _inspect(target: str | Path, ref: str) -> ModelInfo:
+    """inspect_model of a resolved reference (a tiny kind or a directory)."""
     if isinstance(target, str):
         from .tiny import tiny_config
 
@@ -246,8 +250,8 @@ def skeleton_bundle(ref: str) -> tuple[DiffusionBundle, torch.Tensor | None]:
     and a conditioning tensor of the shape it takes (None for an unconditional model): enough to
     trace its layers and their sizes (quantization checks a request's budget with it). The
     reference is checked as by inspect_model."""
-    info = inspect_model(ref)
     target = _resolve(ref)
+    info = _inspect(target, ref)
     if isinstance(target, str):
         from .tiny import tiny_config
 

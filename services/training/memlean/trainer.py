@@ -60,7 +60,7 @@ CHECKPOINT_FORMAT = 1
 ProgressFn = Callable[[float, str, dict], None]
 
 
-BF16_MODES = ("amp", "memlean", "memlean_bf16_states")  # compute in bf16
+BF16_MODES = tuple(m for m in MODES if m != "fp32")  # every other mode computes in bf16
 
 
 def bf16_emulation_warning(mode: str, device: str) -> str | None:

@@ -598,3 +598,84 @@ def test_an_encoder_stored_before_its_preprocessing_was_kept_still_ranks_a_new_d
         h = ref(node_features(new), ei, ew)
         want = ref.score(h[: edges.M], h[edges.M + edges.pos["new"]].expand_as(h[: edges.M])).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["gat", "sage"])
+@pytest.mark.parametrize("n_sources", [0, 1, 3])
+def test_one_node_convolution_equals_the_pyg_layer_on_that_node(kind, n_sources):
+    """The rank-time shortcut for a new dataset's node gives what PyG's layer gives it in a graph
+    of its sources and itself (with GAT's self-loop), for random weights and edge attributes."""
+    from services.selection.mc.embed import LinkEncoder, _into_one_node
+
+    torch.manual_seed(n_sources)
+    conv = LinkEncoder(5, 16, kind).convs[0].eval()
+    for p in conv.parameters():  # bias and attention start at zero: draw them all
+        torch.nn.init.normal_(p, std=0.5)
+    if kind == "gat":
+        conv.add_self_loops = False  # the self-loop comes with the edges, as in GNNEmbedder._net
+    sources, h = torch.randn(n_sources, 16), torch.randn(1, 16)
+    w = torch.rand(n_sources + (kind == "gat"))
+    ei = torch.tensor([[*range(n_sources), *([n_sources] if kind == "gat" else [])], [n_sources] * len(w)]).long()
+    with torch.no_grad():
+        want = conv(torch.cat([sources, h]), ei, **({"edge_attr": w[:, None]} if kind == "gat" else {}))[n_sources:]
+        got = _into_one_node(conv, sources, h, w)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_new_dataset_is_embedded_the_same_through_the_pyg_fallback(monkeypatch):
+    """A layer the shortcut does not cover goes through PyG on the small graph: same embedding."""
+    from services.selection.mc import embed
+    from services.selection.mc.embed import GNNEmbedder
+
+    zoo, _ = make_zoo(n_models=10)
+    tables = tables_from_zoo(zoo.without_results_of(["d5"]))
+    visible = [d for d in tables.datasets if d != "d5"]
+    for kind in ("gat", "sage"):
+        emb = GNNEmbedder(kind=kind, epochs=10, seed=1).fit(tables, visible)
+        new = tables.with_target("new", {"d4": 0.6, "d6": 1.4, "d2": 2.5}, {"size": 3000})
+        fast = emb.edge_scores(new, visible, ["new"])["new"]
+        with monkeypatch.context() as m:
+            m.setattr(embed, "_into_one_node", lambda *a: None)
+            slow = emb.edge_scores(tables.with_target("new", {"d4": 0.6, "d6": 1.4, "d2": 2.5}, {"size": 3000}),
+                                   visible, ["new"])["new"]
+        np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
+
+
+def test_with_target_builds_the_frames_reindexing_would():
+    """with_target's numpy construction equals reindexing the parent's frames, for a new name and
+    for a dataset already there, with one and with several similarity methods."""
+    import pandas as pd
+
+    zoo, _ = make_zoo(n_models=6)
+    zoo.similarities += [SimilarityRow(a, b, abs(POS[a] - POS[b]) ** 0.5, "sqrt") for a in POS for b in POS if a < b]
+    tables = tables_from_zoo(zoo)
+    assert tables.dist_by_method
+    for name, dist in (("new", {"d4": 0.7, "d1": 3.0, "nowhere": 1.0}), ("d3", {"d4": 0.2})):
+        got = tables.with_target(name, dist, {"size": 500, "number_of_classes": 7})
+        names = list(tables.dist.index) + ([name] if name not in tables.dist.index else [])
+        datasets = tables.datasets + ([name] if name not in tables.datasets else [])
+        assert got.datasets == datasets
+        pd.testing.assert_frame_equal(got.quality, tables.quality.reindex(columns=datasets), check_dtype=False)
+        pd.testing.assert_frame_equal(got.norm, tables.norm.reindex(columns=datasets), check_dtype=False)
+        for frame, parent in [(got.dist, tables.dist), *((got.dist_by_method[m], tables.dist_by_method[m])
+                                                          for m in tables.dist_by_method)]:
+            want = parent.reindex(index=names, columns=names).copy()
+            for other, v in dist.items():
+                if other in want.index:
+                    want.loc[name, other] = want.loc[other, name] = v
+            want.loc[name, name] = 0.0
+            pd.testing.assert_frame_equal(frame, want.astype(float), check_dtype=False)
+        assert list(got.dataset_feats.index) == list(tables.dataset_feats.index) + ([name] if name == "new" else [])
+        np.testing.assert_allclose(got.dataset_feats.loc[name].to_numpy(dtype=float), [np.log10(500), np.log10(7)])
+
+
+def test_a_large_prediction_in_row_chunks_on_threads_equals_one_call(monkeypatch):
+    from services.selection.mc import predictor
+
+    r = Ranker(FAST).fit(tables_from_zoo(make_zoo()[0]), hide=["d5"])
+    assert r.model is not None
+    X = np.random.default_rng(0).normal(size=(101, len(r.lgbm_features)))
+    whole = r.model.booster_.predict(X.astype(np.float32), num_threads=1)
+    monkeypatch.setattr(predictor, "PARALLEL_PREDICT_MIN_WORK", 1)
+    monkeypatch.setattr(predictor, "_predict_threads", lambda: 3)
+    np.testing.assert_array_equal(predictor._predict(r.model, X), whole)

@@ -73,20 +73,42 @@ class GraphTables:
         values = np.array([v for _, v in known], dtype=float)
         at = pos[name]
 
+        # numpy rather than reindex / .loc enlargement: this runs on every rank of an inline dataset
         def add(frame: pd.DataFrame) -> pd.DataFrame:
-            a = frame.reindex(index=names, columns=names).to_numpy(dtype=float, copy=True)
+            if list(frame.index) == names[: len(frame)] and list(frame.columns) == names[: len(frame)]:
+                a = np.full((len(names), len(names)), np.nan)
+                a[: len(frame), : len(frame)] = frame.to_numpy(dtype=float)
+            else:
+                a = frame.reindex(index=names, columns=names).to_numpy(dtype=float, copy=True)
             a[at, rows] = values
             a[rows, at] = values
             a[at, at] = 0.0
-            return pd.DataFrame(a, index=names, columns=names)
+            return pd.DataFrame(a, index=pd.Index(names, name=frame.index.name),
+                                columns=pd.Index(names, name=frame.columns.name))
+
+        def with_column(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+            if list(frame.columns) == columns[:-1]:
+                a = np.hstack([frame.to_numpy(dtype=float), np.full((len(frame), 1), np.nan)])
+                return pd.DataFrame(a, index=frame.index, columns=pd.Index(columns, name=frame.columns.name))
+            return frame.reindex(columns=columns)
 
         dist = add(self.dist)
-        feats = self.dataset_feats.copy()
         meta = meta or {}
-        feats.loc[name] = [_log(meta.get("size")), _log(meta.get("number_of_classes"))]
-        datasets = self.datasets + ([name] if name not in self.datasets else [])
+        row = [_log(meta.get("size")), _log(meta.get("number_of_classes"))]
+        if name in self.dataset_feats.index:
+            feats = self.dataset_feats.copy()
+            feats.loc[name] = row
+        else:
+            feats = pd.DataFrame(np.vstack([self.dataset_feats.to_numpy(dtype=float), [row]]),
+                                 index=pd.Index([*self.dataset_feats.index, name], name=self.dataset_feats.index.name),
+                                 columns=self.dataset_feats.columns)
+        if name in self.datasets:
+            datasets, quality, norm = self.datasets, self.quality, self.norm
+        else:
+            datasets = self.datasets + [name]
+            quality, norm = with_column(self.quality, datasets), with_column(self.norm, datasets)
         out = GraphTables(
-            self.models, datasets, self.quality.reindex(columns=datasets), self.norm.reindex(columns=datasets), dist,
+            self.models, datasets, quality, norm, dist,
             self.model_feats, self.families, self.model_family, feats, self.pretrain_key,
             {m: add(d) for m, d in self.dist_by_method.items()},
         )
@@ -267,7 +289,10 @@ def dataset_node_features(tables: GraphTables, names: Sequence[str], stats: Feat
         pos = {d: j for j, d in enumerate(tables.datasets)}
         df = every[[pos[n] for n in names]]
     else:
-        df = tables.dataset_feats.reindex(list(names)).to_numpy(dtype=float)
+        pos, raw = memo(tables, "dataset_feats_rows", lambda: (
+            {d: j for j, d in enumerate(tables.dataset_feats.index)},
+            np.vstack([tables.dataset_feats.to_numpy(dtype=float), np.full((1, tables.dataset_feats.shape[1]), np.nan)])))
+        df = raw[[pos.get(n, -1) for n in names]]  # a name without a row reads the NaN row, as reindex would
         df = _standardise_columns(df, stats.dataset_mean, stats.dataset_std)
     x = np.zeros((len(names), _feature_width(tables)))
     start = tables.model_feats.shape[1] + len(tables.families)

@@ -384,10 +384,44 @@ def _pretrain_pos(tables: GraphTables) -> np.ndarray:
     return np.array([pos.get(k, -1) if isinstance(k, str) else -1 for k in pk], dtype=int)
 
 
+# A large prediction (rows x trees) is split by rows over a few threads. LightGBM's C call
+# releases the GIL (ctypes), so the chunks run in parallel; plain threads rather than LightGBM's
+# OpenMP team, whose threads spin while they wait and would fight the service's own worker threads
+# under concurrent requests. Rows are independent, so the result is the same as in one call.
+PARALLEL_PREDICT_MIN_WORK = 100_000  # rows x trees below which one call is cheaper (~4 ms here)
+_predict_pool = None
+_predict_pool_lock = threading.Lock()
+
+
+def _predict_threads() -> int:
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, 4))
+
+
+def _pool():
+    global _predict_pool
+    with _predict_pool_lock:
+        if _predict_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _predict_pool = ThreadPoolExecutor(max_workers=_predict_threads(), thread_name_prefix="lgbm-predict")
+        return _predict_pool
+
+
 def _predict(model, X: np.ndarray) -> np.ndarray:
-    """LightGBM prediction on a contiguous float32 matrix, one thread (the trees are small;
-    threads and pandas conversion would cost more than the prediction)."""
-    return model.booster_.predict(np.ascontiguousarray(X, dtype=np.float32), num_threads=1)
+    """LightGBM prediction on a contiguous float32 matrix, one LightGBM thread per call; a large
+    matrix in row chunks on the shared prediction threads (see PARALLEL_PREDICT_MIN_WORK)."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    booster = model.booster_
+    chunks = min(_predict_threads(), len(X) * booster.num_trees() // PARALLEL_PREDICT_MIN_WORK + 1)
+    if chunks <= 1:
+        return booster.predict(X, num_threads=1)
+    parts = np.array_split(X, chunks)
+    futures = [_pool().submit(booster.predict, part, num_threads=1) for part in parts[1:]]
+    first = booster.predict(parts[0], num_threads=1)  # this thread takes a chunk too
+    return np.concatenate([first, *(f.result() for f in futures)])
 
 
 # ---------------------------------------------------------------- ranker

@@ -194,4 +194,5 @@ def test_budget_and_time_estimate_are_consistent():
     cfg = budget.training_config(seed=3)
     cfg.validate()
     assert cfg.steps == budget.steps and cfg.eval_seed == budget.eval_seed and cfg.num_samples == 0
+    assert cfg.device == "cpu" and budget.training_config(seed=3, device="cuda").device == "cuda"
     assert zoo.pair_run_minutes(budget, 30.0) == pytest.approx(320 * 30 / 2 / 60)

@@ -580,19 +580,19 @@ class PairBudget:
     mode: str = "memlean"
     resolution: int = RESOLUTION
 
-    def training_config(self, seed: int = 0):
+    def training_config(self, seed: int = 0, device: str = "cpu"):
         from services.training.memlean.trainer import TrainingConfig
 
         return TrainingConfig(mode=self.mode, steps=self.steps, batch_size=self.batch_size, lr=self.lr,
                               seed=seed, eval_seed=self.eval_seed, eval_size=self.eval_size,
-                              eval_repeats=self.eval_repeats, num_samples=0)
+                              eval_repeats=self.eval_repeats, num_samples=0, device=device)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def finetune_pair(model, dataset_dir, budget: PairBudget, *, seed: int = 0, artifact_dir=None,
-                  progress: Callable[[float, str, dict], None] | None = None) -> dict:
+                  progress: Callable[[float, str, dict], None] | None = None, device: str = "cpu") -> dict:
     """Fine-tune one zoo model (bundle dir, ref, or bundle) on one target folder; measured outcome.
 
     Returns {"final_val_loss" (the quality metric, lower is better), "initial_val_loss", "final_val_losses"
@@ -610,7 +610,7 @@ def finetune_pair(model, dataset_dir, budget: PairBudget, *, seed: int = 0, arti
         tmp = tempfile.mkdtemp(prefix="zoo-pair-")
         artifact_dir = tmp
     try:
-        outcome = run_training(bundle, dataset, budget.training_config(seed), artifact_dir=Path(artifact_dir),
+        outcome = run_training(bundle, dataset, budget.training_config(seed, device), artifact_dir=Path(artifact_dir),
                                progress=progress or (lambda *a: None))
     finally:
         if tmp is not None:
@@ -621,7 +621,8 @@ def finetune_pair(model, dataset_dir, budget: PairBudget, *, seed: int = 0, arti
             "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - started_cpu}
 
 
-def estimate_pair_seconds(spec_or_model, budget: PairBudget, *, probe_steps: int = 5, dataset_dir=None) -> dict:
+def estimate_pair_seconds(spec_or_model, budget: PairBudget, *, probe_steps: int = 5, dataset_dir=None,
+                          device: str = "cpu") -> dict:
     """Measure, then extrapolate, the wall time of one pair at `budget` on this machine/thread count.
 
     Runs `probe_steps` real training steps (same mode, batch, dataset size and eval set as the budget)
@@ -636,7 +637,7 @@ def estimate_pair_seconds(spec_or_model, budget: PairBudget, *, probe_steps: int
         if dataset_dir is None:
             spec = ZooDataset("probe", "shapes", budget.n_images, 0)
             dataset_dir = generate_target_dataset(spec, Path(tmp) / "data", resolution=budget.resolution)
-        result = finetune_pair(model, dataset_dir, probe, seed=0)
+        result = finetune_pair(model, dataset_dir, probe, seed=0, device=device)
     step, step_cpu = result["median_step_seconds"], result["median_step_cpu_seconds"]
     fixed = max(0.0, result["seconds"] - probe_steps * step)
     fixed_cpu = max(0.0, result["cpu_seconds"] - probe_steps * step_cpu)
@@ -646,7 +647,7 @@ def estimate_pair_seconds(spec_or_model, budget: PairBudget, *, probe_steps: int
             "median_step_cpu_seconds": step_cpu, "fixed_seconds": fixed, "fixed_cpu_seconds": fixed_cpu,
             "estimated_pair_seconds": fixed + budget.steps * step,
             "estimated_pair_cpu_seconds": fixed_cpu + budget.steps * step_cpu,
-            "torch_threads": torch.get_num_threads()}
+            "torch_threads": torch.get_num_threads(), "device": device}
 
 
 # Recorded measurements behind recommended_budget(), taken on the earlier zoo whose five DiTs were
@@ -739,6 +740,7 @@ def main(argv: list[str] | None = None) -> int:
     est = sub.add_parser("estimate", help="measure per-pair seconds at the recommended budget")
     est.add_argument("--models", default="")
     est.add_argument("--probe-steps", type=int, default=5)
+    est.add_argument("--device", default="cpu", help="cpu or cuda: where the pair would run")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the pair workers use 1)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -759,7 +761,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         for spec in pick:
             print(json.dumps({"name": spec.name, **estimate_pair_seconds(spec, recommended_budget(),
-                                                                         probe_steps=args.probe_steps)}), flush=True)
+                                                                         probe_steps=args.probe_steps,
+                                                                         device=args.device)}), flush=True)
     return 0
 
 

@@ -679,3 +679,36 @@ def test_a_large_prediction_in_row_chunks_on_threads_equals_one_call(monkeypatch
     monkeypatch.setattr(predictor, "PARALLEL_PREDICT_MIN_WORK", 1)
     monkeypatch.setattr(predictor, "_predict_threads", lambda: 3)
     np.testing.assert_array_equal(predictor._predict(r.model, X), whole)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_forked_child_predicts_in_row_chunks_on_its_own_threads(monkeypatch):
+    """The prediction threads do not survive a fork: a prefork worker's first chunked prediction
+    starts its own pool instead of waiting on the parent's dead threads."""
+    import os
+
+    from services.selection.mc import predictor
+
+    r = Ranker(FAST).fit(tables_from_zoo(make_zoo()[0]), hide=["d5"])
+    X = np.random.default_rng(1).normal(size=(64, len(r.lgbm_features)))
+    monkeypatch.setattr(predictor, "PARALLEL_PREDICT_MIN_WORK", 1)
+    monkeypatch.setattr(predictor, "_predict_threads", lambda: 2)
+    want = predictor._predict(r.model, X)  # the parent's pool now exists
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: answer through the pipe, never return into pytest
+        ok = 0
+        try:
+            ok = int(np.array_equal(predictor._predict(r.model, X), want) and predictor._predict_pool is not None)
+        finally:
+            os.write(write, bytes([ok]))
+            os._exit(0)
+    os.close(write)
+    import select
+    import signal
+
+    answered = select.select([read], [], [], 60)[0]
+    if not answered:  # stuck on the parent's threads
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    assert answered and os.read(read, 1) == b"\x01" and status == 0

@@ -36,6 +36,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import itertools
+import os
 import pickle
 import threading
 from collections import OrderedDict
@@ -394,8 +395,6 @@ _predict_pool_lock = threading.Lock()
 
 
 def _predict_threads() -> int:
-    import os
-
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(cores, 4))
 
@@ -408,6 +407,16 @@ def _pool():
 
             _predict_pool = ThreadPoolExecutor(max_workers=_predict_threads(), thread_name_prefix="lgbm-predict")
         return _predict_pool
+
+
+def _forget_pool_in_child() -> None:
+    """A forked child (a prefork worker) has none of the parent's threads: it starts its own pool."""
+    global _predict_pool, _predict_pool_lock
+    _predict_pool, _predict_pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def _predict(model, X: np.ndarray) -> np.ndarray:

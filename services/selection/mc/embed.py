@@ -304,8 +304,8 @@ class GNNEmbedder:
             out = _into_one_node(conv, states[layer][rows], h, w)
             if out is None:  # a layer type or option _into_one_node does not know: PyG on the small graph
                 ei = torch.tensor([[*range(n), *([n] if self.kind == "gat" else [])], [n] * len(w)])
-                out = net.convs[layer](torch.cat([states[layer][rows], h]), ei,
-                                       **({"edge_attr": w[:, None]} if self.kind == "gat" else {}))[n:]
+                out = conv(torch.cat([states[layer][rows], h]), ei,
+                           **({"edge_attr": w[:, None]} if self.kind == "gat" else {}))[n:]
             h = h + torch.relu(out)  # LinkEncoder.step's residual
         return h[0]
 

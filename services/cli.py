@@ -179,14 +179,14 @@ def bench_selection(
     """Leave-one-dataset-out evaluation of M&C against the baselines."""
     import os
 
-    from services.selection.bench import ablation_methods, run_benchmark
+    from services.selection.bench import check_ablations, run_benchmark
 
     if not data.is_dir():
         raise typer.BadParameter(f"{data} is not a directory")
-    chosen = [n.strip() for n in (ablation or "").split(",") if n.strip()]
-    unknown = sorted(set(chosen) - set(ablation_methods()))
-    if unknown:
-        raise typer.BadParameter(f"unknown ablations {unknown}; known: {', '.join(ablation_methods())}")
+    try:  # checked before the data is loaded
+        chosen = check_ablations([n.strip() for n in (ablation or "").split(",") if n.strip()])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     run_benchmark(data_dir=data, targets=targets, similarity=similarity, out=out, latency=latency,
                   gateway_latency_fn=_gateway_rank_latency if latency else None, ablations=chosen or ablations,
                   drop_degenerate=drop_degenerate, jobs=jobs or os.cpu_count() or 1)

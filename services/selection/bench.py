@@ -79,6 +79,15 @@ def ablation_methods() -> dict:
     }
 
 
+def check_ablations(names: Sequence[str]) -> list[str]:
+    """The names, each an ablation of ablation_methods(); ValueError naming the unknown ones."""
+    names = list(names)
+    unknown = sorted(set(names) - set(ablation_methods()))
+    if unknown:
+        raise ValueError(f"unknown ablations {unknown}; known: {', '.join(ablation_methods())}")
+    return names
+
+
 def _device() -> str:
     from services.common.hardware import describe_device
 
@@ -291,11 +300,7 @@ def run_benchmark(
     methods = default_methods()
     if ablations:  # True: all of them; or the names of some
         every = ablation_methods()
-        names = list(every) if ablations is True else list(ablations)
-        unknown = sorted(set(names) - set(every))
-        if unknown:
-            raise ValueError(f"unknown ablations {unknown}; known: {sorted(every)}")
-        methods.update({n: every[n] for n in names})
+        methods.update({n: every[n] for n in (list(every) if ablations is True else check_ablations(ablations))})
     # data-quality rule (every method alike): datasets the importer flags as degenerate, from
     # their own results only, are never training rows or evidence; they can still be targets.
     excluded = sorted(report.degenerate) if exclude_degenerate_training else []

@@ -211,18 +211,18 @@ def inspect_model(ref: str) -> ModelInfo:
     the denoiser is conditional, the VAE's config and weights. No weights are read, so a request
     naming a model of any size is checked in milliseconds in the API process; a corrupt weight file
     is still reported, by the job that loads it."""
-    return _inspect(_resolve(ref), ref)
+    return _inspect(_resolve(ref), ref)[0]
 
 
-def _inspect(target: str | Path, ref: str) -> ModelInfo:
-    """inspect_model of a resolved reference (a tiny kind or a directory)."""
+def _inspect(target: str | Path, ref: str) -> tuple[ModelInfo, dict]:
+    """inspect_model of a resolved reference (a tiny kind or a directory), with the denoiser's config."""
     if isinstance(target, str):
         from .tiny import tiny_config
 
         cfg = tiny_config(target)
         d = cfg["denoiser"]
         return ModelInfo(target, d["sample_size"], d["in_channels"], d["sample_size"], d["in_channels"],
-                         cfg["text_encoder"] is not None)
+                         cfg["text_encoder"] is not None), d
     ref = str(ref).strip()
     kind, folder = _denoiser_of(target, ref)
     cfg = _read_json(folder / "config.json")
@@ -242,7 +242,7 @@ def _inspect(target: str | Path, ref: str) -> ModelInfo:
         _require_weights(target / "vae", ("diffusion_pytorch_model",), ref)
         image_size = sample_size * _vae_factor(vae)
         image_channels = int(vae.get("in_channels") or 3)
-    return ModelInfo(kind, sample_size, in_channels, image_size, image_channels, conditional)
+    return ModelInfo(kind, sample_size, in_channels, image_size, image_channels, conditional), cfg
 
 
 def skeleton_bundle(ref: str) -> tuple[DiffusionBundle, torch.Tensor | None]:
@@ -250,14 +250,7 @@ def skeleton_bundle(ref: str) -> tuple[DiffusionBundle, torch.Tensor | None]:
     and a conditioning tensor of the shape it takes (None for an unconditional model): enough to
     trace its layers and their sizes (quantization checks a request's budget with it). The
     reference is checked as by inspect_model."""
-    target = _resolve(ref)
-    info = _inspect(target, ref)
-    if isinstance(target, str):
-        from .tiny import tiny_config
-
-        config = tiny_config(target)["denoiser"]
-    else:
-        config = _read_json(_denoiser_of(target, str(ref).strip())[1] / "config.json")
+    info, config = _inspect(_resolve(ref), ref)
     try:
         with torch.device("meta"):
             denoiser = _KIND_TO_CLASS[info.kind].from_config(config).eval()

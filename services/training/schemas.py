@@ -21,6 +21,9 @@ class TrainingJobRequest(BaseModel):
     warmup_steps: int = Field(0, ge=0)
     optimizer: Literal["adamw", "sgd"] = "adamw"
     seed: int = 0
+    attention_precision: Literal["auto", "fp32", "bf16"] = Field("auto", description=(
+        "What the attention core computes in under the bf16 modes (amp, memlean). auto: fp32 on a CPU, "
+        "whose bf16 attention kernel is several times slower than its fp32 one; bf16 on a GPU."))
     gradient_checkpointing: bool = False
     grad_accumulation: int = Field(1, ge=1, le=1024)
     max_grad_norm: float | None = Field(None, gt=0)

@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import ATTENTION_PRECISIONS, attention_context, checkpoint_function, resolve_attention_precision
 from .checkpoint import export_fp32_state_dict, split_module_
 from .fused import FusedBackward
 from .memory import MemoryMeter
@@ -98,6 +99,7 @@ class TrainingConfig:
     clip_mode: str = "per_param"  # "global" is refused in fused memlean modes
     fused: bool = True  # memlean modes: False runs the same optimizer after backward (for comparison)
     optimizer_kernel: str = "auto"  # memlean AdamW: "eager" ops, or "compiled" one kernel (auto: CUDA)
+    attention_precision: str = "auto"  # bf16 modes: attention core in "fp32" or "bf16" (auto: fp32 on CPU)
     eval_seed: int = 0
     eval_size: int = 8  # held-out images
     eval_repeats: int = 4  # (noise, timestep) draws per held-out image
@@ -125,6 +127,9 @@ class TrainingConfig:
             raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; expected one of {LR_SCHEDULES}")
         if self.optimizer_kernel not in ("auto", "eager", "compiled"):
             raise ValueError(f"unknown optimizer_kernel {self.optimizer_kernel!r}")
+        if self.attention_precision not in ATTENTION_PRECISIONS:
+            raise ValueError(f"unknown attention_precision {self.attention_precision!r}; "
+                             f"expected one of {ATTENTION_PRECISIONS}")
         if self.clip_mode not in CLIP_MODES:
             raise ValueError(f"unknown clip_mode {self.clip_mode!r}; expected one of {CLIP_MODES}")
         for name in ("steps", "batch_size", "grad_accumulation", "sample_steps"):
@@ -198,6 +203,7 @@ class TrainingOutcome:
     samples_path: Path | None = None
     optimizer_kernel: str = "torch"  # memlean: "eager" or "compiled" (the one that actually ran)
     optimizer_bucket_elements: int = 0  # memlean: small parameters updated together in buckets this big
+    attention_precision: str = "fp32"  # what the attention core computed in ("fp32" whenever the mode is)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -319,6 +325,12 @@ def _lr_scheduler(config: TrainingConfig, optimizer: torch.optim.Optimizer):
     )
 
 
+def _attention_precision(config: TrainingConfig, device: torch.device) -> str:
+    if config.mode == "fp32":
+        return "fp32"
+    return resolve_attention_precision(config.attention_precision, device)
+
+
 class _Engine:
     """Optimizer, fused driver and backward/step for one mode."""
 
@@ -363,10 +375,17 @@ class _Engine:
         self.optimizer = opt
         self.params = params
 
+    @property
+    def attention_precision(self) -> str:
+        return _attention_precision(self.config, self.device)
+
     def autocast(self):
         if self.config.mode == "amp":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return nullcontext()
+
+    def attention(self):
+        return attention_context(self.attention_precision)
 
     def backward(self, loss: torch.Tensor) -> None:
         if self.fused is not None:
@@ -505,7 +524,7 @@ def run_training(
         if frozen is not None:
             frozen.requires_grad_(False).eval()
     if config.gradient_checkpointing:
-        denoiser.enable_gradient_checkpointing()
+        denoiser.enable_gradient_checkpointing(checkpoint_function(_attention_precision(config, device)))
     denoiser.train()
     num_parameters = sum(p.numel() for p in denoiser.parameters() if p.requires_grad)
 
@@ -561,7 +580,7 @@ def run_training(
                     x_t = bundle.scheduler.add_noise(x0, noise, t)
                     with torch.no_grad():
                         cond = bundle.encode_prompts(texts) if bundle.conditional else None
-                    with engine.autocast():
+                    with engine.autocast(), engine.attention():
                         pred = bundle.predict_noise(x_t, t, cond)
                     loss = F.mse_loss(pred.float(), _loss_target(bundle.scheduler, x0, noise, t))
                     engine.backward(loss / config.grad_accumulation)
@@ -626,6 +645,7 @@ def run_training(
         val_curve=record["val_curve"],
         optimizer_kernel=engine.split_optimizer.kernel if engine.split_optimizer is not None else "torch",
         optimizer_bucket_elements=engine.split_optimizer.bucket_elements if engine.split_optimizer else 0,
+        attention_precision=engine.attention_precision,
     )
     if stopped:
         progress(record["step"] / config.steps, f"stopped at step {record['step']}; checkpoint written",

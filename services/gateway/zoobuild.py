@@ -135,7 +135,7 @@ class Plan:
                 "batch_size": b.batch_size, "lr": b.lr, "seed": run.seed, "eval_seed": b.eval_seed,
                 "eval_size": b.eval_size, "eval_repeats": b.eval_repeats, "max_images": b.n_images,
                 "resolution": b.resolution, "num_samples": self.num_samples, "sample_steps": self.sample_steps,
-                "record_result": run.recorded}
+                "attention_precision": b.attention_precision, "record_result": run.recorded}
 
 
 def make_plan(*, models: str = "", targets: str = "", pretrain_steps: int | None = None,

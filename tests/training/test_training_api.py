@@ -37,6 +37,7 @@ def test_finetune_records_result_with_selection(api, celery_worker, tiny_dataset
 
     # memlean computes in bf16: a CPU worker without bf16 instructions says so in the result
     assert ("warnings" in result) == (result["device"] == "cpu" and cpu_has_native_bf16() is False)
+    assert result["attention_precision"] == ("fp32" if result["device"] == "cpu" else "bf16")  # auto
     recorded = api.get("/v1/selection/results", params={"dataset": dataset_name}).json()
     assert [(r["model"], r["metric"], r["source"], r["job_id"]) for r in recorded] == \
         [(model_name, "val_loss", "measured", job["id"])]
@@ -74,6 +75,7 @@ def test_cancel_keeps_checkpoint_and_resume_finishes(api, celery_worker, tiny_da
     ({"steps": -3}, 422),
     ({"lr": 0}, 422),
     ({"mode": "turbo"}, 422),
+    ({"attention_precision": "fp8"}, 422),
     ({"resume_from_job": "doesnotexist"}, 404),
 ])
 def test_bad_requests(api, tiny_dataset, change, status):

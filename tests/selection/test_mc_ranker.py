@@ -712,3 +712,15 @@ def test_a_forked_child_predicts_in_row_chunks_on_its_own_threads(monkeypatch):
         os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
     assert answered and os.read(read, 1) == b"\x01" and status == 0
+
+
+def test_standardising_a_score_ignores_missing_entries_and_spreads_nothing_constant():
+    from services.selection.mc.predictor import _z
+
+    x = np.array([1.0, 2.0, 4.0, 9.0])
+    assert np.array_equal(_z(x), (x - x.mean()) / x.std())
+    with_gap = np.array([1.0, np.nan, 2.0, 4.0, 9.0, np.inf])
+    expected = np.array([*(_z(x)[:1]), 0.0, *(_z(x)[1:]), 0.0])  # no evidence: the mean
+    assert np.array_equal(_z(with_gap), expected)
+    assert np.array_equal(_z(np.full(3, 7.0)), np.zeros(3))
+    assert np.array_equal(_z(np.full(3, np.nan)), np.zeros(3))

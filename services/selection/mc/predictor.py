@@ -73,8 +73,8 @@ def _rel_tau(tau: float, dist: np.ndarray) -> float:
     """Temperatures are relative to the spread of the target's distances, so they transfer
     across distance measures of different scales."""
     d = dist[np.isfinite(dist)]
-    scale = float(np.std(d)) if d.size > 1 and np.std(d) > 0 else 1.0
-    return tau * scale
+    spread = float(np.std(d)) if d.size > 1 else 0.0
+    return tau * (spread if spread > 0 else 1.0)
 
 
 def _weights(dist: np.ndarray, tau: float) -> np.ndarray:
@@ -509,6 +509,9 @@ def _z(x: np.ndarray) -> np.ndarray:
     """Standardised over the finite entries; NaN (no evidence) becomes the mean, 0."""
     x = np.asarray(x, dtype=float)
     ok = np.isfinite(x)
+    if ok.all():  # the common case, on the rank path many times a call: no masked copies
+        s = np.std(x)
+        return (x - np.mean(x)) / (s if s > 0 else 1.0)
     if not ok.any():
         return np.zeros_like(x)
     s = np.std(x[ok])

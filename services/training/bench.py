@@ -106,6 +106,7 @@ def _one_mode(mode: str, *, steps: int, device: str, data_dir: Path, threads: in
         "peak_reset_supported": meter.is_cuda or meter.can_reset,
         "optimizer_kernel": outcome.optimizer_kernel,
         "optimizer_bucket_elements": outcome.optimizer_bucket_elements,
+        "attention_precision": outcome.attention_precision,
     }
 
 
@@ -342,7 +343,7 @@ def run_benchmark(*, quick: bool, device: str = "cpu", out: Path | None = None, 
         loss_vs_amp[name] = {"mean": mean, "se": se}
     result = {
         "modes": {name: {k: row[k] for k in ("peak_bytes", "step_seconds", "step_cpu_seconds", "final_loss",
-                                             "optimizer_kernel", "optimizer_bucket_elements")}
+                                             "optimizer_kernel", "optimizer_bucket_elements", "attention_precision")}
                   for name, row in modes.items()},
         "ratios": {
             "memlean_vs_amp_peak": modes["memlean"]["peak_bytes"] / amp["peak_bytes"],

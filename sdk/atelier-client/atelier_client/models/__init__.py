@@ -82,6 +82,7 @@ from .selection_get_evaluation_response_selection_get_evaluation import (
 from .similarity_in import SimilarityIn
 from .training_budget import TrainingBudget
 from .training_job_request import TrainingJobRequest
+from .training_job_request_attention_precision import TrainingJobRequestAttentionPrecision
 from .training_job_request_lr_schedule import TrainingJobRequestLrSchedule
 from .training_job_request_mode import TrainingJobRequestMode
 from .training_job_request_optimizer import TrainingJobRequestOptimizer
@@ -169,6 +170,7 @@ __all__ = (
     "SimilarityIn",
     "TrainingBudget",
     "TrainingJobRequest",
+    "TrainingJobRequestAttentionPrecision",
     "TrainingJobRequestLrSchedule",
     "TrainingJobRequestMode",
     "TrainingJobRequestOptimizer",

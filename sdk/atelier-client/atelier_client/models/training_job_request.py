@@ -6,6 +6,7 @@ from typing import Any, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..models.training_job_request_attention_precision import TrainingJobRequestAttentionPrecision
 from ..models.training_job_request_lr_schedule import TrainingJobRequestLrSchedule
 from ..models.training_job_request_mode import TrainingJobRequestMode
 from ..models.training_job_request_optimizer import TrainingJobRequestOptimizer
@@ -22,6 +23,9 @@ class TrainingJobRequest:
             service (its uri is used).
         model (str): A model ref (tiny:…, a local folder, a cached hub id) or a model registered with the selection
             service (its ref is used).
+        attention_precision (TrainingJobRequestAttentionPrecision | Unset): What the attention core computes in under
+            the bf16 modes (amp, memlean). auto: fp32 on a CPU, whose bf16 attention kernel is several times slower than its
+            fp32 one; bf16 on a GPU. Default: TrainingJobRequestAttentionPrecision.AUTO.
         batch_size (int | Unset):  Default: 4.
         eval_repeats (int | Unset): (noise, timestep) draws per held-out image. Default: 4.
         eval_seed (int | Unset):  Default: 0.
@@ -48,6 +52,7 @@ class TrainingJobRequest:
 
     dataset: str
     model: str
+    attention_precision: TrainingJobRequestAttentionPrecision | Unset = TrainingJobRequestAttentionPrecision.AUTO
     batch_size: int | Unset = 4
     eval_repeats: int | Unset = 4
     eval_seed: int | Unset = 0
@@ -74,6 +79,10 @@ class TrainingJobRequest:
         dataset = self.dataset
 
         model = self.model
+
+        attention_precision: str | Unset = UNSET
+        if not isinstance(self.attention_precision, Unset):
+            attention_precision = self.attention_precision.value
 
         batch_size = self.batch_size
 
@@ -145,6 +154,8 @@ class TrainingJobRequest:
                 "model": model,
             }
         )
+        if attention_precision is not UNSET:
+            field_dict["attention_precision"] = attention_precision
         if batch_size is not UNSET:
             field_dict["batch_size"] = batch_size
         if eval_repeats is not UNSET:
@@ -194,6 +205,13 @@ class TrainingJobRequest:
         dataset = d.pop("dataset")
 
         model = d.pop("model")
+
+        _attention_precision = d.pop("attention_precision", UNSET)
+        attention_precision: TrainingJobRequestAttentionPrecision | Unset
+        if isinstance(_attention_precision, Unset):
+            attention_precision = UNSET
+        else:
+            attention_precision = TrainingJobRequestAttentionPrecision(_attention_precision)
 
         batch_size = d.pop("batch_size", UNSET)
 
@@ -281,6 +299,7 @@ class TrainingJobRequest:
         training_job_request = cls(
             dataset=dataset,
             model=model,
+            attention_precision=attention_precision,
             batch_size=batch_size,
             eval_repeats=eval_repeats,
             eval_seed=eval_seed,

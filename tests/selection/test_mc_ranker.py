@@ -679,6 +679,24 @@ def test_a_large_prediction_in_row_chunks_on_threads_equals_one_call(monkeypatch
     monkeypatch.setattr(predictor, "PARALLEL_PREDICT_MIN_WORK", 1)
     monkeypatch.setattr(predictor, "_predict_threads", lambda: 3)
     np.testing.assert_array_equal(predictor._predict(r.model, X), whole)
+    np.testing.assert_array_equal(predictor._predict_later(r.model, X)(), whole)  # started, then awaited
+    monkeypatch.setattr(predictor, "PARALLEL_PREDICT_MIN_WORK", 10**9)
+    np.testing.assert_array_equal(predictor._predict_later(r.model, X)(), whole)  # one chunk
+
+
+def test_ensemble_scores_with_predictions_started_early_equal_those_made_in_turn(monkeypatch):
+    """_score_matrix starts each member's LightGBM prediction before the next member's graph score;
+    the blended scores are those of predicting inside each blend, bit for bit."""
+    from dataclasses import replace
+
+    tables = tables_from_zoo(make_zoo()[0])
+    r = Ranker(replace(FAST, members=2)).fit(tables, hide=["d5"])
+    for m in r.members:  # whatever the inner CV chose, both blends correct with LightGBM here
+        m.blend = {"anchor": "e_mean", "correction": "lgbm", "shrink": 0.5, "graph": 0.25}
+        m.top_blend = {"anchor": "e_cf1", "correction": "lgbm", "shrink": 1.0, "graph": 0.0}
+    early = r.scores(tables, "d5")[0]
+    monkeypatch.setattr(Ranker, "_start_lgbm", lambda self, names, F: None)  # each blend predicts itself
+    np.testing.assert_array_equal(r.scores(tables, "d5")[0], early)
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")

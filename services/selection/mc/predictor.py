@@ -41,7 +41,7 @@ import pickle
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -417,6 +417,17 @@ def _forget_pool_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
+def _predict_later(model, X: np.ndarray) -> Callable[[], np.ndarray]:
+    """_predict started on the prediction threads; calling the result waits for it and returns
+    the same array. The caller computes something else meanwhile (the next ensemble member's graph
+    score: Python and small torch calls, while LightGBM's C call runs without the GIL)."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    booster = model.booster_
+    chunks = min(_predict_threads(), len(X) * booster.num_trees() // PARALLEL_PREDICT_MIN_WORK + 1)
+    futures = [_pool().submit(booster.predict, part, num_threads=1) for part in np.array_split(X, chunks)]
+    return lambda: np.concatenate([f.result() for f in futures])
 
 
 def _predict(model, X: np.ndarray) -> np.ndarray:
@@ -854,6 +865,7 @@ class Ranker:
         names, F = feature_matrix(tables, target, context, gs, lead.config.families, lead.categories or tables.families)
         graph_cols = [j for j, n in enumerate(names) if n in ("g_score", "r_g_score")]
         total, top = np.zeros(F.shape[0]), None
+        started = []  # each member's LightGBM prediction runs while the next member's graph score is computed
         for k, m in enumerate(members):
             Fm = F
             if graph_cols and k > 0:
@@ -861,7 +873,9 @@ class Ranker:
                 Fm = F.copy()
                 for j in graph_cols:
                     Fm[:, j] = gm if names[j] == "g_score" else _relative(gm)
-            shared: dict = {}
+            started.append((m, Fm, m._start_lgbm(names, Fm)))
+        for m, Fm, lgbm in started:
+            shared: dict = {} if lgbm is None else {"lgbm": _z(lgbm())}
             total = total + _z(m._blend_score(names, Fm, memo_=shared))
             if m.top_blend is not None:
                 top = (0.0 if top is None else top) + _z(m._blend_score(names, Fm, m.top_blend, memo_=shared))
@@ -877,6 +891,17 @@ class Ranker:
         out = score.copy()
         out[j] = max(out[j], float(np.nextafter(out[among].max(), np.inf)))
         return out
+
+    def _uses_lgbm(self, blend: dict[str, Any] | None) -> bool:
+        return bool(blend) and blend["shrink"] > 0 and blend["correction"] == "lgbm" and self.model is not None
+
+    def _start_lgbm(self, names: list[str], F: np.ndarray) -> Callable[[], np.ndarray] | None:
+        """The LightGBM prediction _blend_score would make on F, started (see _predict_later); None
+        when neither of this ranker's blends uses it."""
+        if not (self._uses_lgbm(self.blend) or self._uses_lgbm(self.top_blend)):
+            return None
+        col = {n: j for j, n in enumerate(names)}
+        return _predict_later(self.model, F[:, [col[c] for c in self.lgbm_features]])
 
     def _blend_score(self, names: list[str], F: np.ndarray, blend: dict[str, Any] | None = None,
                      memo_: dict | None = None) -> np.ndarray:

@@ -419,26 +419,29 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
+def _prediction_chunks(model, X: np.ndarray):
+    """(booster, row chunks of X as contiguous float32): one chunk below PARALLEL_PREDICT_MIN_WORK."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    booster = model.booster_
+    chunks = min(_predict_threads(), len(X) * booster.num_trees() // PARALLEL_PREDICT_MIN_WORK + 1)
+    return booster, np.array_split(X, chunks)
+
+
 def _predict_later(model, X: np.ndarray) -> Callable[[], np.ndarray]:
     """_predict started on the prediction threads; calling the result waits for it and returns
     the same array. The caller computes something else meanwhile (the next ensemble member's graph
     score: Python and small torch calls, while LightGBM's C call runs without the GIL)."""
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    booster = model.booster_
-    chunks = min(_predict_threads(), len(X) * booster.num_trees() // PARALLEL_PREDICT_MIN_WORK + 1)
-    futures = [_pool().submit(booster.predict, part, num_threads=1) for part in np.array_split(X, chunks)]
+    booster, parts = _prediction_chunks(model, X)
+    futures = [_pool().submit(booster.predict, part, num_threads=1) for part in parts]
     return lambda: np.concatenate([f.result() for f in futures])
 
 
 def _predict(model, X: np.ndarray) -> np.ndarray:
     """LightGBM prediction on a contiguous float32 matrix, one LightGBM thread per call; a large
     matrix in row chunks on the shared prediction threads (see PARALLEL_PREDICT_MIN_WORK)."""
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    booster = model.booster_
-    chunks = min(_predict_threads(), len(X) * booster.num_trees() // PARALLEL_PREDICT_MIN_WORK + 1)
-    if chunks <= 1:
-        return booster.predict(X, num_threads=1)
-    parts = np.array_split(X, chunks)
+    booster, parts = _prediction_chunks(model, X)
+    if len(parts) == 1:
+        return booster.predict(parts[0], num_threads=1)
     futures = [_pool().submit(booster.predict, part, num_threads=1) for part in parts[1:]]
     first = booster.predict(parts[0], num_threads=1)  # this thread takes a chunk too
     return np.concatenate([first, *(f.result() for f in futures)])

@@ -40,8 +40,9 @@ import os
 import pickle
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -898,13 +899,16 @@ class Ranker:
     def _uses_lgbm(self, blend: dict[str, Any] | None) -> bool:
         return bool(blend) and blend["shrink"] > 0 and blend["correction"] == "lgbm" and self.model is not None
 
+    def _lgbm_input(self, names: list[str], F: np.ndarray) -> np.ndarray:
+        col = {n: j for j, n in enumerate(names)}
+        return F[:, [col[c] for c in self.lgbm_features]]
+
     def _start_lgbm(self, names: list[str], F: np.ndarray) -> Callable[[], np.ndarray] | None:
         """The LightGBM prediction _blend_score would make on F, started (see _predict_later); None
         when neither of this ranker's blends uses it."""
         if not (self._uses_lgbm(self.blend) or self._uses_lgbm(self.top_blend)):
             return None
-        col = {n: j for j, n in enumerate(names)}
-        return _predict_later(self.model, F[:, [col[c] for c in self.lgbm_features]])
+        return _predict_later(self.model, self._lgbm_input(names, F))
 
     def _blend_score(self, names: list[str], F: np.ndarray, blend: dict[str, Any] | None = None,
                      memo_: dict | None = None) -> np.ndarray:
@@ -916,10 +920,10 @@ class Ranker:
         score = np.zeros(F.shape[0])
         if b["anchor"] in col and s < 1:
             score += (1 - s) * _z(F[:, col[b["anchor"]]])
-        if s > 0 and b["correction"] == "lgbm" and self.model is not None:
+        if self._uses_lgbm(b):
             memo_ = {} if memo_ is None else memo_
             if "lgbm" not in memo_:
-                memo_["lgbm"] = _z(_predict(self.model, F[:, [col[c] for c in self.lgbm_features]]))
+                memo_["lgbm"] = _z(_predict(self.model, self._lgbm_input(names, F)))
             score += s * memo_["lgbm"]
         elif s > 0 and b["correction"] in col:
             score += s * _z(F[:, col[b["correction"]]])

@@ -44,7 +44,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import ATTENTION_PRECISIONS, attention_context, checkpoint_function, resolve_attention_precision
+from .attention import (
+    ATTENTION_PRECISIONS,
+    attention_context,
+    checkpoint_function,
+    resolve_attention_precision,
+)
 from .checkpoint import export_fp32_state_dict, split_module_
 from .fused import FusedBackward
 from .memory import MemoryMeter
@@ -375,17 +380,10 @@ class _Engine:
         self.optimizer = opt
         self.params = params
 
-    @property
-    def attention_precision(self) -> str:
-        return _attention_precision(self.config, self.device)
-
     def autocast(self):
         if self.config.mode == "amp":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return nullcontext()
-
-    def attention(self):
-        return attention_context(self.attention_precision)
 
     def backward(self, loss: torch.Tensor) -> None:
         if self.fused is not None:
@@ -523,8 +521,9 @@ def run_training(
     for frozen in (bundle.text_encoder, bundle.vae):
         if frozen is not None:
             frozen.requires_grad_(False).eval()
+    attention_precision = _attention_precision(config, device)
     if config.gradient_checkpointing:
-        denoiser.enable_gradient_checkpointing(checkpoint_function(_attention_precision(config, device)))
+        denoiser.enable_gradient_checkpointing(checkpoint_function(attention_precision))
     denoiser.train()
     num_parameters = sum(p.numel() for p in denoiser.parameters() if p.requires_grad)
 
@@ -580,7 +579,7 @@ def run_training(
                     x_t = bundle.scheduler.add_noise(x0, noise, t)
                     with torch.no_grad():
                         cond = bundle.encode_prompts(texts) if bundle.conditional else None
-                    with engine.autocast(), engine.attention():
+                    with engine.autocast(), attention_context(attention_precision):
                         pred = bundle.predict_noise(x_t, t, cond)
                     loss = F.mse_loss(pred.float(), _loss_target(bundle.scheduler, x0, noise, t))
                     engine.backward(loss / config.grad_accumulation)
@@ -645,7 +644,7 @@ def run_training(
         val_curve=record["val_curve"],
         optimizer_kernel=engine.split_optimizer.kernel if engine.split_optimizer is not None else "torch",
         optimizer_bucket_elements=engine.split_optimizer.bucket_elements if engine.split_optimizer else 0,
-        attention_precision=engine.attention_precision,
+        attention_precision=attention_precision,
     )
     if stopped:
         progress(record["step"] / config.steps, f"stopped at step {record['step']}; checkpoint written",

@@ -11,8 +11,9 @@ and reports FID/KID beside it. The driver only registers, submits, polls and wri
 3. submit every pair not in the journal (Idempotency-Key = pair + seed + budget + model recipe, so
    a restart finds its jobs again) and append each finished pair to `runs.jsonl`;
 4. write `records.csv` (metric + higher_is_better columns), `model_config_dataset.csv`,
-   `target_dataset_features.csv`, `corr_domain_similarity_atelier_profile.csv` and `summary.json`
-   (best-model distribution, repeat noise vs spread between models, wall time).
+   `target_dataset_features.csv`, `corr_domain_similarity_atelier_profile[_image|_caption].csv`,
+   `domain_coverage_atelier_profile.csv` (directed coverage divergences of the profiles) and
+   `summary.json` (best-model distribution, repeat noise vs spread between models, wall time).
 
 A sample of targets is fine-tuned with 3 seeds (seeds > 0 are not recorded as edges: they only
 measure repeat noise). Within a seed every model sees the same data order, noises and timesteps,
@@ -470,6 +471,8 @@ def write_outputs(out: Path, plan: Plan, client: httpx.Client, *, wall_seconds: 
             dist[suffix][(a, b)] = dist[suffix][(b, a)] = e["value"]
     for suffix in sorted(set(dist) | {""}):
         _write_distances(out / f"corr_domain_similarity_atelier_profile{suffix}.csv", order, dist[suffix])
+    write_coverage(out / "domain_coverage_atelier_profile.csv",
+                   {n: d["profile"] for n, d in datasets.items() if d.get("profile")})
     summary = summarise(rows, plan)
     summary["wall_seconds"] = wall_seconds
     summary["command"] = (f"atelier zoo build --out {out} --pretrain-steps {plan.pretrain_steps} "
@@ -485,6 +488,31 @@ def _write_distances(path: Path, order: list[str], dist: dict[tuple[str, str], f
         w.writerow([""] + order)
         for a in order:
             w.writerow([a] + [0.0 if a == b else dist.get((a, b), "") for b in order])
+
+
+def write_coverage(path: Path, profiles: dict[str, Any]) -> None:
+    """The directed coverage divergences of the profiled datasets (row = covered, column =
+    reference, similarity.profile_coverage), blank where two profiles are not comparable."""
+    import numpy as np
+
+    from services.selection.mc.similarity import profile_coverage
+
+    order = sorted(profiles)
+    arrays = {n: np.asarray(profiles[n], dtype=float) for n in order}
+
+    def cell(a: str, b: str):
+        if a == b:
+            return 0.0
+        try:
+            return profile_coverage(arrays[a], arrays[b])
+        except (ValueError, np.linalg.LinAlgError):
+            return ""
+
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([""] + order)
+        for a in order:
+            w.writerow([a] + [cell(a, b) for b in order])
 
 
 def summarise(rows: dict[tuple[str, str, int], dict], plan: Plan) -> dict:

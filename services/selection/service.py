@@ -402,6 +402,7 @@ def rank(*, db_session: Session, body: RankRequest) -> dict[str, Any]:
     zoo, ranker = loaded.zoo, loaded.ranker
     distances: dict[str, float] | None = None
     metadata: dict[str, float] | None = None
+    coverage: dict[str, float] | None = None
     if body.dataset is not None:
         target = get_dataset(db_session=db_session, ident=body.dataset).name
     else:
@@ -412,6 +413,7 @@ def rank(*, db_session: Session, body: RankRequest) -> dict[str, Any]:
         distances = dict(inline.distances or {})
         if inline.profile:
             distances.update(_distances_from_profile(zoo, np.asarray(inline.profile), ranker.config.similarity))
+            coverage = _coverage_from_profile(zoo, np.asarray(inline.profile))
         unknown = sorted(set(distances) - set(zoo.datasets))
         if unknown:
             raise Problem(422, f"distances name unknown datasets: {', '.join(unknown[:10])}")
@@ -421,7 +423,8 @@ def rank(*, db_session: Session, body: RankRequest) -> dict[str, Any]:
     candidates = None
     if body.candidates:
         candidates = _model_names(loaded.model_names, body.candidates)
-    ranked = ranker.rank(loaded.tables, target, candidates=candidates, k=body.k, distances=distances, metadata=metadata)
+    ranked = ranker.rank(loaded.tables, target, candidates=candidates, k=body.k, distances=distances, metadata=metadata,
+                         coverage=coverage)
     ids = loaded.model_ids
     return {
         "dataset": target,
@@ -459,6 +462,23 @@ def _distances_from_profile(zoo: Zoo, profile: np.ndarray, method: str = "") -> 
     distances = {d.name: _comparable_distance(profile, d.profile, method) for d in zoo.datasets.values()
                  if d.profile is not None}
     return {name: v for name, v in distances.items() if v is not None}
+
+
+def _coverage_from_profile(zoo: Zoo, profile: np.ndarray) -> dict[str, float]:
+    """An inline profile's coverage divergence by each model's profiled pretraining set (what a
+    registered dataset gets in graph.coverage_table); those of another layout are left out."""
+    from services.selection.mc.similarity import profile_coverage
+
+    out = {}
+    for name in {m.pretraining_data for m in zoo.models.values() if m.pretraining_data}:
+        row = zoo.datasets.get(name)
+        if row is None or row.profile is None:
+            continue
+        try:
+            out[name] = profile_coverage(profile, np.asarray(row.profile))
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+    return out
 
 
 def fit(*, db_session: Session, body: FitRequest, job_id: str | None, progress) -> GraphVersion:

@@ -742,3 +742,37 @@ def test_standardising_a_score_ignores_missing_entries_and_spreads_nothing_const
     assert np.array_equal(_z(with_gap), expected)
     assert np.array_equal(_z(np.full(3, 7.0)), np.zeros(3))
     assert np.array_equal(_z(np.full(3, np.nan)), np.zeros(3))
+
+
+def test_a_coverage_row_decides_the_pretraining_distance_the_baseline_and_an_inline_ranking():
+    """The similarity rows put t1 equally near every specialist's source; coverage divergences say
+    which source's data covers it. Targets without a coverage row keep the similarity distance."""
+    from services.selection.mc.evaluate import nearest_pretraining
+    from services.selection.mc.predictor import pretraining_distance
+    from services.selection.mc.records import CoverageRow
+
+    zoo = specialist_zoo(families=3)
+    zoo.similarities = [s for s in zoo.similarities if not (s.dataset_a == "t1" and s.dataset_b.startswith("src"))]
+    zoo.similarities += [SimilarityRow("t1", src, 2.0, "profile") for src in ("src0", "src1", "src2", "srcG")]
+    tables = tables_from_zoo(zoo.without_results_of(["t1"]))
+    assert np.unique(pretraining_distance(tables, "t1")).tolist() == [2.0]  # no model stands out
+    zoo.coverages = [CoverageRow("t1", "src0", 30.0), CoverageRow("t1", "src1", 0.5), CoverageRow("t1", "src2", 8.0)]
+    tables = tables_from_zoo(zoo.without_results_of(["t1"]))
+    d = dict(zip(tables.models, pretraining_distance(tables, "t1")))
+    assert d["s1"] == pytest.approx(np.log1p(0.5)) and d["s0"] == pytest.approx(np.log1p(30.0))
+    assert np.isnan(d["g"])  # no coverage of t1 by srcG: left unknown, never mixed with a similarity distance
+    assert dict(zip(tables.models, pretraining_distance(tables, "t0")))["s0"] == 1.0  # no row: the similarity
+    score = dict(zip(tables.models, nearest_pretraining(tables, "t1", ["t0", "t2"])))
+    assert max(score, key=score.get) == "s1"
+
+    # a new dataset given with its coverage: the explanation names the measure it was judged by
+    config = RankerConfig(families=("model", "dataset", "evidence"), embedding="none", inner_folds=3, members=1,
+                          lgbm_grid=FAST.lgbm_grid)
+    ranker = Ranker(config).fit(zoo)
+    distances = {"t0": 4.0, "t1": 4.0, "t2": 4.0}
+    ranked = ranker.rank(zoo, "fresh", distances=distances, coverage={"src2": 0.2, "src0": 9.0, "src1": 9.0}, k=None)
+    by_model = {r.model: r.evidence for r in ranked}
+    assert by_model["s2"]["pretraining_data_measure"] == "log1p-coverage-kl"
+    assert by_model["s2"]["pretraining_data_distance"] == pytest.approx(np.log1p(0.2))
+    plain = ranker.rank(zoo, "fresh2", distances=distances, k=None)
+    assert plain[0].evidence["pretraining_data_measure"] == "similarity"

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from services.selection.mc.records import (
     ResultRow, Zoo, flag_degenerate, load_benchmark_dir, load_published, parse_results,
@@ -96,3 +97,30 @@ def test_published_numbers_load_per_method_and_target_without_the_average_column
     got = load_published(tmp_path)
     assert got["pearson"] == {"xgb_a": {"t1": 0.5, "t2": 0.7}, "lr_b": {"t1": 0.4}}
     assert set(got) <= {"pearson", "rel@1"} and load_published(tmp_path / "absent") == {}
+
+
+def test_coverage_matrix_written_from_profiles_loads_directed_and_keeps_pretraining_sets(tmp_path):
+    from services.gateway.zoobuild import write_coverage
+    from services.selection.mc.graph import tables_from_zoo
+    from services.selection.mc.predictor import pretraining_distance
+    from services.selection.mc.profile import pack_blocks
+    from services.selection.mc.similarity import profile_coverage
+
+    _write_dir(tmp_path)
+    rng = np.random.default_rng(0)
+    profiles = {}
+    for name in ("stanfordcars", "Pets", "imagenet"):
+        a = rng.normal(size=(3, 3))
+        profiles[name] = pack_blocks([(rng.normal(size=3), a @ a.T + np.eye(3))]).tolist()
+    write_coverage(tmp_path / "domain_coverage_test.csv", profiles)
+    zoo, report = load_benchmark_dir(tmp_path)
+    cov = zoo.coverage_matrix()
+    arrays = {n: np.asarray(p) for n, p in profiles.items()}
+    expected = profile_coverage(arrays["Pets"], arrays["imagenet"])
+    assert cov.loc["pets", "imagenet"] == pytest.approx(expected)  # names matched as elsewhere
+    assert cov.loc["pets", "stanfordcars"] != pytest.approx(cov.loc["stanfordcars", "pets"])  # directed
+    assert report.unmatched["domain_coverage_test.csv"] == ["imagenet"]  # a pretraining set: kept by its name
+    tables = tables_from_zoo(zoo)
+    # the models' pretraining distance to a target with a coverage row is its log coverage divergence
+    assert pretraining_distance(tables, "pets")[0] == pytest.approx(np.log1p(expected))
+    assert np.isnan(pretraining_distance(tables, "food101")).all()  # neither coverage nor similarity

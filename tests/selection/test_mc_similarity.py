@@ -133,3 +133,22 @@ def test_modality_distances_are_the_parts_of_the_profile_distance_and_inline_ran
     assert _distances_from_profile(zoo, a, methods["caption"]) == {"b": pytest.approx(caption)}
     assert _distances_from_profile(zoo, a, methods["image"]) == {"b": pytest.approx(image)}
     assert _distances_from_profile(zoo, a, "auto") == {"b": pytest.approx((image + caption) / 2)}
+
+
+def test_gaussian_kl_closed_form_and_coverage_is_directed():
+    from services.selection.mc.profile import pack_blocks
+    from services.selection.mc.similarity import gaussian_kl, profile_coverage
+
+    # KL(N(0, 1) || N(1, 4)) = ln 2 + (1 + 1) / 8 - 1/2
+    assert gaussian_kl(np.zeros(1), np.eye(1), np.ones(1), 4 * np.eye(1)) == pytest.approx(np.log(2) + 0.25 - 0.5)
+    narrow = pack_blocks([(np.zeros(3), 0.1 * np.eye(3)), (np.zeros(2), 0.1 * np.eye(2))])
+    broad = pack_blocks([(np.zeros(3), 4.0 * np.eye(3)), (np.zeros(2), 4.0 * np.eye(2))])
+    assert profile_coverage(narrow, narrow) == pytest.approx(0.0, abs=1e-12)
+    # a broad source covers a narrow target far better than the other way round
+    assert profile_coverage(narrow, broad) < 0.2 * profile_coverage(broad, narrow)
+    # the profile's divergence is the sum of its modalities'
+    image_only = gaussian_kl(np.zeros(3), 0.1 * np.eye(3), np.zeros(3), 4.0 * np.eye(3))
+    caption_only = gaussian_kl(np.zeros(2), 0.1 * np.eye(2), np.zeros(2), 4.0 * np.eye(2))
+    assert profile_coverage(narrow, broad) == pytest.approx(image_only + caption_only)
+    with pytest.raises(ValueError):
+        profile_coverage(narrow, pack_blocks([(np.zeros(4), np.eye(4))]))

@@ -215,8 +215,8 @@ def test_profiled_folders_get_similarities_and_rank_inline_by_profile(api, clean
     assert dist[frozenset(("ring-a", "ring-b"))] < dist[frozenset(("ring-a", "stripe-a"))]
 
     # an inline dataset by profile: a registered one's profile is the nearest to itself
-    for name in ("ring-a", "stripe-a"):
-        api.post("/v1/selection/models", json={"name": f"m-{name}"})
+    for name in ("ring-a", "stripe-a"):  # each model pretrained on a profiled dataset
+        api.post("/v1/selection/models", json={"name": f"m-{name}", "pretraining_data": name})
     api.post("/v1/selection/results", json=[
         {"model": "m-ring-a", "dataset": "ring-b", "value": 0.9}, {"model": "m-stripe-a", "dataset": "ring-b", "value": 0.1},
         {"model": "m-ring-a", "dataset": "stripe-a", "value": 0.2}, {"model": "m-stripe-a", "dataset": "stripe-a", "value": 0.8}])
@@ -226,6 +226,12 @@ def test_profiled_folders_get_similarities_and_rank_inline_by_profile(api, clean
     assert ranked.status_code == 200, ranked.text
     similar = ranked.json()["ranking"][0]["explanation"]["similar_datasets"]
     assert similar[0]["dataset"] in ("ring-a", "ring-b")
+    # the pretraining sets' coverage of the inline profile, computed from the profiles: ring-a's own
+    # profile is fully covered by ring-a (divergence 0), far less by the stripes
+    explained = {r["model"]: r["explanation"] for r in ranked.json()["ranking"]}
+    assert all(e["pretraining_data_measure"] == "log1p-coverage-kl" for e in explained.values())
+    assert explained["m-ring-a"]["pretraining_data_distance"] == pytest.approx(0.0, abs=1e-6)
+    assert explained["m-stripe-a"]["pretraining_data_distance"] > 1.0
     bad = api.post("/v1/selection/rank", json={"inline": {"name": "junk", "profile": [-2.0, 3.0, 1.0, 0.5]}})
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
     bad = api.post("/v1/selection/datasets", json={"name": "junk", "profile": [3.0, 1.0, 2.0]})

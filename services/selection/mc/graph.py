@@ -48,6 +48,9 @@ class GraphTables:
     # with several similarity methods: each one's distances on dist's index (dist is their mean);
     # empty with one method. A ranker may choose one (RankerConfig.similarity), see with_method
     dist_by_method: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # directed coverage divergences, covered dataset (rows) x reference such as a pretraining set
+    # (columns), see records.CoverageRow; empty when the rows give none
+    coverage: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(dtype=float))
 
     def distance(self, a: str, b: Iterable[str]) -> np.ndarray:
         b = list(b)
@@ -62,10 +65,12 @@ class GraphTables:
             return self
         return memo(self, ("with_method", method), lambda: replace(self, dist=self.dist_by_method[method], dist_by_method={}))
 
-    def with_target(self, name: str, distances: dict[str, float], meta: dict[str, float] | None = None) -> "GraphTables":
+    def with_target(self, name: str, distances: dict[str, float], meta: dict[str, float] | None = None,
+                    coverage: dict[str, float] | None = None) -> "GraphTables":
         """A copy with an extra dataset node known only by its distances (inductive ranking); the
-        distances, given in one measure, stand for every similarity method's. The copy knows its
-        parent (see `derived_from`), so per-tables work that the new node cannot change is reused."""
+        distances, given in one measure, stand for every similarity method's; `coverage` (reference
+        -> divergence) becomes its coverage row. The copy knows its parent (see `derived_from`), so
+        per-tables work that the new node cannot change is reused."""
         names = list(self.dist.index) + ([name] if name not in self.dist.index else [])
         pos = {n: i for i, n in enumerate(names)}
         known = [(pos[o], float(v)) for o, v in distances.items() if o in pos]
@@ -107,10 +112,14 @@ class GraphTables:
         else:
             datasets = self.datasets + [name]
             quality, norm = with_column(self.quality, datasets), with_column(self.norm, datasets)
+        cov = self.coverage
+        if coverage:
+            row = pd.DataFrame([coverage], index=[name], dtype=float)
+            cov = pd.concat([cov.drop(index=name, errors="ignore"), row]) if len(cov) else row
         out = GraphTables(
             self.models, datasets, quality, norm, dist,
             self.model_feats, self.families, self.model_family, feats, self.pretrain_key,
-            {m: add(d) for m, d in self.dist_by_method.items()},
+            {m: add(d) for m, d in self.dist_by_method.items()}, cov,
         )
         if name not in self.datasets and name not in self.dist.index:
             out.__dict__["derived_from"] = (self, name)
@@ -147,6 +156,7 @@ def tables_from_zoo(zoo: Zoo) -> GraphTables:
     methods = zoo.similarity_methods()
     by_method = {m: zoo.distance_matrix(include_external=True, method=m).reindex(index=dist.index, columns=dist.columns)
                  for m in methods} if len(methods) > 1 else {}
+    coverage = coverage_table(zoo)
     rows = {}
     pre = {}
     for m in models:
@@ -163,7 +173,7 @@ def tables_from_zoo(zoo: Zoo) -> GraphTables:
         key = None
         if row is not None:
             for cand in (row.pretraining_data, row.metadata.get("labels")):
-                if cand and cand in dist.index:
+                if cand and (cand in dist.index or cand in coverage.columns):
                     key = cand
                     break
         pre[m] = key
@@ -185,7 +195,32 @@ def tables_from_zoo(zoo: Zoo) -> GraphTables:
         dataset_feats=pd.DataFrame.from_dict(dfe, orient="index", columns=["log_size", "log_classes"]).astype(float),
         pretrain_key=pd.Series(pre, dtype=object),
         dist_by_method=by_method,
+        coverage=coverage,
     )
+
+
+def coverage_table(zoo: Zoo) -> pd.DataFrame:
+    """Coverage divergences of every dataset by every model's pretraining set: the zoo's coverage
+    rows, and where a pair has none but both have profiles of one layout, computed from the
+    profiles (similarity.profile_coverage; a pure function of the two, so nothing is stored)."""
+    from .similarity import profile_coverage
+
+    given = zoo.coverage_matrix()
+    profiles = {n: d.profile for n, d in zoo.datasets.items() if d.profile is not None}
+    references = sorted({m.pretraining_data for m in zoo.models.values() if m.pretraining_data in profiles})
+    computed: dict[str, dict[str, float]] = {}
+    for name, profile in profiles.items():
+        for ref in references:
+            if ref == name or (name in given.index and ref in given.columns and np.isfinite(given.at[name, ref])):
+                continue
+            try:
+                computed.setdefault(name, {})[ref] = profile_coverage(profile, profiles[ref])
+            except (ValueError, np.linalg.LinAlgError):  # another layout (encoder), or a singular profile
+                continue
+    if not computed:
+        return given
+    extra = pd.DataFrame.from_dict(computed, orient="index", dtype=float)
+    return extra.combine_first(given) if len(given) else extra
 
 
 def knn_dataset_edges(tables: GraphTables, datasets: Sequence[str], candidates: Sequence[str], k: int) -> list[tuple[str, str, float]]:

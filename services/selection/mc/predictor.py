@@ -188,18 +188,19 @@ _recent_lock = threading.Lock()
 
 
 def _with_target_recent(tables: GraphTables, target: str, distances: dict[str, float],
-                        metadata: dict[str, float] | None) -> GraphTables:
+                        metadata: dict[str, float] | None, coverage: dict[str, float] | None = None) -> GraphTables:
     """tables.with_target, the last RECENT_TARGETS kept per tables: a client ranking one new
     dataset again gets the same tables and what is memoised on them, and a stream of new
     datasets does not grow the memory of a long-running service."""
-    key = (target, tuple(sorted(distances.items())), tuple(sorted((metadata or {}).items())))
+    key = (target, tuple(sorted(distances.items())), tuple(sorted((metadata or {}).items())),
+           tuple(sorted((coverage or {}).items())))
     with _recent_lock:
         recent = memo(tables, "recent_targets", OrderedDict)
         hit = recent.get(key)
         if hit is not None:
             recent.move_to_end(key)
             return hit
-    made = tables.with_target(target, distances, metadata)
+    made = tables.with_target(target, distances, metadata, coverage)
     with _recent_lock:
         hit = recent.setdefault(key, made)
         recent.move_to_end(key)
@@ -348,12 +349,32 @@ def _relative(v: np.ndarray) -> np.ndarray:
 
 
 def pretraining_distance(tables: GraphTables, target: str) -> np.ndarray:
-    """Per model, the distance from its pretraining dataset to the target (NaN where either has no profile)."""
+    """Per model, how far the target lies from its pretraining dataset (NaN where unknown): the
+    log coverage divergence, log(1 + KL(target || pretraining set)), when the tables have the
+    target's coverage row (see graph.coverage_table), else the similarity distance between them.
+    One measure for all models of a target, never a mix."""
+    covered = pretraining_coverage(tables, target)
+    if covered is not None:
+        return covered
     b = _base(tables)
     ti = b.dist_pos.get(target)
     if ti is None:
         return np.full(len(tables.models), np.nan)
     return np.where(b.pretrain >= 0, b.dist[ti, np.maximum(b.pretrain, 0)], np.nan)
+
+
+def pretraining_coverage(tables: GraphTables, target: str) -> np.ndarray | None:
+    """log(1 + coverage divergence) of the target by each model's pretraining set (NaN for a model
+    without one); None when the target has no coverage row or the row names no pretraining set."""
+    C = tables.coverage
+    if target not in C.index:
+        return None
+    cols = memo(tables, "pretrain_coverage_cols", lambda: np.array(
+        [C.columns.get_loc(k) if isinstance(k, str) and k in C.columns else -1
+         for k in tables.pretrain_key.reindex(tables.models).to_numpy()], dtype=int))
+    row = C.loc[target].to_numpy(dtype=float)
+    out = np.where(cols >= 0, row[np.maximum(cols, 0)], np.nan)
+    return np.log1p(out) if np.isfinite(out).any() else None
 
 
 def pretrain_match(pretrain_distance: np.ndarray) -> np.ndarray:
@@ -950,14 +971,16 @@ class Ranker:
         k: int | None = 10,
         distances: dict[str, float] | None = None,
         metadata: dict[str, float] | None = None,
+        coverage: dict[str, float] | None = None,
         explain_neighbours: int = 3,
     ) -> list[RankedModel]:
         """Rank candidate models for `target` (a dataset in the zoo, or a new one given by its
-        distances to known datasets and optional metadata). Evidence comes from the current rows."""
+        distances to known datasets, optional metadata and optional coverage divergences by
+        pretraining sets). Evidence comes from the current rows."""
         tables = zoo if isinstance(zoo, GraphTables) else tables_from_zoo(zoo)
         tables = tables.with_method(self.config.similarity)
-        if target not in tables.datasets or distances:
-            tables = _with_target_recent(tables, target, distances or {}, metadata)
+        if target not in tables.datasets or distances or coverage:
+            tables = _with_target_recent(tables, target, distances or {}, metadata, coverage)
         score, top, names, F, context = self._score_matrix(tables, target)
         col = {n: j for j, n in enumerate(names)}
         idx = memo(tables, "model_index", lambda: {m: i for i, m in enumerate(tables.models)})
@@ -978,6 +1001,8 @@ class Ranker:
         near = [context[i] for i in nearest]
         near_dist = dist[nearest]
         sw_name = f"e_sw{self.tau}"
+        # which measure pretraining_distance used for this target (log coverage or similarity)
+        pretrain_measure = "log1p-coverage-kl" if pretraining_coverage(tables, target) is not None else "similarity"
         out = []
         for r, i in enumerate(order, start=1):
             m = tables.models[i]
@@ -991,6 +1016,7 @@ class Ranker:
                 "results_elsewhere": int(F[i, col["e_count"]]) if "e_count" in col else None,
                 "graph_score": _f(F[i, col["g_score"]]) if "g_score" in col else None,
                 "pretraining_data_distance": _f(F[i, col["m_pretrain_distance"]]) if "m_pretrain_distance" in col else None,
+                "pretraining_data_measure": pretrain_measure,
                 "predictor_version": self.version,
             }))
         return out

@@ -73,6 +73,19 @@ class SimilarityRow:
 
 
 @dataclass
+class CoverageRow:
+    """How poorly `reference`'s data covers `dataset`'s: a directed divergence (0 = fully covered),
+    e.g. KL(dataset || reference) of their profile Gaussians (similarity.profile_coverage). A model
+    pretrained on `reference` is judged by it: a target outside its pretraining data's support is
+    far from it whatever their symmetric similarity."""
+
+    dataset: str
+    reference: str
+    value: float
+    method: str = "unknown"
+
+
+@dataclass
 class ImportReport:
     skipped: list[tuple[str, int, str]] = field(default_factory=list)  # (source, row, reason)
     duplicates: int = 0
@@ -132,9 +145,11 @@ class Zoo:
     datasets: dict[str, DatasetRow] = field(default_factory=dict)
     results: list[ResultRow] = field(default_factory=list)
     similarities: list[SimilarityRow] = field(default_factory=list)
+    coverages: list[CoverageRow] = field(default_factory=list)
 
     def copy(self) -> "Zoo":
-        return Zoo(dict(self.models), dict(self.datasets), list(self.results), list(self.similarities))
+        return Zoo(dict(self.models), dict(self.datasets), list(self.results), list(self.similarities),
+                   list(self.coverages))
 
     def without_results_of(self, datasets: Iterable[str]) -> "Zoo":
         hidden = set(datasets)
@@ -166,6 +181,15 @@ class Zoo:
         df = df[df["metric"].to_numpy() == main_metric.reindex(df["dataset"]).to_numpy()]
         q = df.groupby(["model", "dataset"])["v"].max().unstack("dataset")
         return q.reindex(index=sorted(set(self.models) | set(q.index)), columns=sorted(set(self.datasets) | set(q.columns)))
+
+    def coverage_matrix(self) -> pd.DataFrame:
+        """Directed coverage divergences, covered dataset (rows) x reference (columns); the mean
+        of several rows of one cell; empty without coverage rows."""
+        if not self.coverages:
+            return pd.DataFrame(dtype=float)
+        df = pd.DataFrame({"d": [c.dataset for c in self.coverages], "r": [c.reference for c in self.coverages],
+                           "v": [c.value for c in self.coverages]})
+        return df.groupby(["d", "r"])["v"].mean().unstack("r").astype(float)
 
     def similarity_methods(self) -> list[str]:
         return sorted({s.method for s in self.similarities})
@@ -460,9 +484,11 @@ def parse_datasets(source: str | Path | bytes | io.IOBase, source_label: str = "
 
 
 def parse_distance_matrix(
-    source: str | Path | bytes | io.IOBase, method: str | None = None, source_label: str = "similarity"
+    source: str | Path | bytes | io.IOBase, method: str | None = None, source_label: str = "similarity",
+    directed: bool = False,
 ) -> tuple[list[SimilarityRow], ImportReport]:
-    """A square CSV matrix of distances (first column = row names) into symmetric rows."""
+    """A square CSV matrix of distances (first column = row names) into symmetric rows (one per
+    pair, from the upper triangle), or with `directed` one row per off-diagonal cell (row -> column)."""
     report = ImportReport()
     label = method or (Path(source).stem if isinstance(source, (str, Path)) else source_label)
     try:
@@ -480,9 +506,18 @@ def parse_distance_matrix(
             if f < 0:
                 report.skip(source_label, i, f"negative distance {a!r}-{b!r}")
                 continue
-            if str(a) < b:
+            if str(a) < b or (directed and str(a) != b):
                 out.append(SimilarityRow(str(a), b, f, label))
     return out, report
+
+
+def parse_coverage_matrix(
+    source: str | Path | bytes | io.IOBase, method: str | None = None, source_label: str = "coverage"
+) -> tuple[list[CoverageRow], ImportReport]:
+    """A CSV matrix of directed coverage divergences: row = the covered dataset, column = the
+    reference (e.g. a pretraining set). Negative or unreadable cells are reported and skipped."""
+    rows, report = parse_distance_matrix(source, method=method, source_label=source_label, directed=True)
+    return [CoverageRow(r.dataset_a, r.dataset_b, r.value, r.method) for r in rows], report
 
 
 # ---------------------------------------------------------------- whole directory
@@ -595,6 +630,21 @@ def load_benchmark_dir(
         report.unmatched[p.name] = sorted(seen_unmatched)
         have = {matcher.match(n) for s in rows for n in (s.dataset_a, s.dataset_b)}
         report.unmatched[f"datasets missing from {p.name}"] = sorted(set(zoo.datasets) - have)
+
+    # directed coverage divergences (optional): row = covered dataset, column = reference
+    for p in sorted(data_dir.glob("domain_coverage_*.csv")):
+        rows, rep = parse_coverage_matrix(p, method=p.stem.replace("domain_coverage_", ""), source_label=p.name)
+        report.merge(rep)
+        unmatched_cov: set[str] = set()
+        for c in rows:
+            got = matcher.match(c.dataset)
+            if got is None:
+                unmatched_cov.add(c.dataset)  # e.g. a pretraining set: kept under its own name
+            elif got != c.dataset:
+                report.renamed[c.dataset] = got
+            ref = matcher.match(c.reference) or c.reference
+            zoo.coverages.append(CoverageRow(got or c.dataset, ref, c.value, c.method))
+        report.unmatched[p.name] = sorted(unmatched_cov)
 
     nc = {n: d.metadata.get("number_of_classes") for n, d in zoo.datasets.items()}
     report.degenerate = flag_degenerate(zoo.quality_matrix(), {k: v for k, v in nc.items() if v})

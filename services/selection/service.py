@@ -413,7 +413,9 @@ def rank(*, db_session: Session, body: RankRequest) -> dict[str, Any]:
         distances = dict(inline.distances or {})
         if inline.profile:
             distances.update(_distances_from_profile(zoo, np.asarray(inline.profile), ranker.config.similarity))
-            coverage = _coverage_from_profile(zoo, np.asarray(inline.profile))
+            from services.selection.mc.graph import pretraining_coverage_of
+
+            coverage = pretraining_coverage_of(zoo, np.asarray(inline.profile))
         unknown = sorted(set(distances) - set(zoo.datasets))
         if unknown:
             raise Problem(422, f"distances name unknown datasets: {', '.join(unknown[:10])}")
@@ -462,23 +464,6 @@ def _distances_from_profile(zoo: Zoo, profile: np.ndarray, method: str = "") -> 
     distances = {d.name: _comparable_distance(profile, d.profile, method) for d in zoo.datasets.values()
                  if d.profile is not None}
     return {name: v for name, v in distances.items() if v is not None}
-
-
-def _coverage_from_profile(zoo: Zoo, profile: np.ndarray) -> dict[str, float]:
-    """An inline profile's coverage divergence by each model's profiled pretraining set (what a
-    registered dataset gets in graph.coverage_table); those of another layout are left out."""
-    from services.selection.mc.similarity import profile_coverage
-
-    out = {}
-    for name in {m.pretraining_data for m in zoo.models.values() if m.pretraining_data}:
-        row = zoo.datasets.get(name)
-        if row is None or row.profile is None:
-            continue
-        try:
-            out[name] = profile_coverage(profile, np.asarray(row.profile))
-        except (ValueError, np.linalg.LinAlgError):
-            continue
-    return out
 
 
 def fit(*, db_session: Session, body: FitRequest, job_id: str | None, progress) -> GraphVersion:

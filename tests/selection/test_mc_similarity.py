@@ -152,3 +152,28 @@ def test_gaussian_kl_closed_form_and_coverage_is_directed():
     assert profile_coverage(narrow, broad) == pytest.approx(image_only + caption_only)
     with pytest.raises(ValueError):
         profile_coverage(narrow, pack_blocks([(np.zeros(4), np.eye(4))]))
+
+
+def test_coverage_table_computes_what_the_rows_lack_from_profiles_of_one_layout():
+    from services.selection.mc.graph import tables_from_zoo
+    from services.selection.mc.profile import pack_blocks
+    from services.selection.mc.records import CoverageRow, DatasetRow, ModelRow, ResultRow, Zoo
+    from services.selection.mc.similarity import profile_coverage
+
+    rng = np.random.default_rng(1)
+
+    def profile(dim=3):
+        a = rng.normal(size=(dim, dim))
+        return pack_blocks([(rng.normal(size=dim), a @ a.T + np.eye(dim))])
+
+    zoo = Zoo()
+    zoo.datasets = {"src": DatasetRow("src", profile=profile()), "t": DatasetRow("t", profile=profile()),
+                    "u": DatasetRow("u", profile=profile()), "odd": DatasetRow("odd", profile=profile(dim=4))}
+    zoo.models = {"m": ModelRow("m", pretraining_data="src"), "n": ModelRow("n", pretraining_data="elsewhere")}
+    zoo.results = [ResultRow(m, d, "eval_accuracy", 0.5) for m in "mn" for d in ("t", "u")]
+    zoo.coverages = [CoverageRow("u", "src", 7.0)]  # a given row is kept, not recomputed
+    cov = tables_from_zoo(zoo).coverage
+    assert cov.loc["t", "src"] == pytest.approx(profile_coverage(zoo.datasets["t"].profile, zoo.datasets["src"].profile))
+    assert cov.loc["u", "src"] == 7.0
+    assert "odd" not in cov.index and "src" not in cov.index  # another layout; a set is not covered by itself
+    assert list(cov.columns) == ["src"]  # only profiled pretraining sets are references

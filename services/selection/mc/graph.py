@@ -203,24 +203,35 @@ def coverage_table(zoo: Zoo) -> pd.DataFrame:
     """Coverage divergences of every dataset by every model's pretraining set: the zoo's coverage
     rows, and where a pair has none but both have profiles of one layout, computed from the
     profiles (similarity.profile_coverage; a pure function of the two, so nothing is stored)."""
-    from .similarity import profile_coverage
-
     given = zoo.coverage_matrix()
-    profiles = {n: d.profile for n, d in zoo.datasets.items() if d.profile is not None}
-    references = sorted({m.pretraining_data for m in zoo.models.values() if m.pretraining_data in profiles})
     computed: dict[str, dict[str, float]] = {}
-    for name, profile in profiles.items():
-        for ref in references:
-            if ref == name or (name in given.index and ref in given.columns and np.isfinite(given.at[name, ref])):
-                continue
-            try:
-                computed.setdefault(name, {})[ref] = profile_coverage(profile, profiles[ref])
-            except (ValueError, np.linalg.LinAlgError):  # another layout (encoder), or a singular profile
-                continue
+    for name, row in zoo.datasets.items():
+        if row.profile is None:
+            continue
+        for ref, value in pretraining_coverage_of(zoo, row.profile).items():
+            if ref != name and not (name in given.index and ref in given.columns and np.isfinite(given.at[name, ref])):
+                computed.setdefault(name, {})[ref] = value
     if not computed:
         return given
     extra = pd.DataFrame.from_dict(computed, orient="index", dtype=float)
     return extra.combine_first(given) if len(given) else extra
+
+
+def pretraining_coverage_of(zoo: Zoo, profile) -> dict[str, float]:
+    """A profile's coverage divergence by each model's profiled pretraining set (a dataset of the
+    zoo, reference -> divergence); sets profiled with other encoders (another layout) are left out."""
+    from .similarity import profile_coverage
+
+    out = {}
+    for ref in sorted({m.pretraining_data for m in zoo.models.values() if m.pretraining_data}):
+        row = zoo.datasets.get(ref)
+        if row is None or row.profile is None:
+            continue
+        try:
+            out[ref] = profile_coverage(np.asarray(profile, dtype=float), np.asarray(row.profile, dtype=float))
+        except (ValueError, np.linalg.LinAlgError):  # another layout (encoder), or a singular profile
+            continue
+    return out
 
 
 def knn_dataset_edges(tables: GraphTables, datasets: Sequence[str], candidates: Sequence[str], k: int) -> list[tuple[str, str, float]]:

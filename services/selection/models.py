@@ -80,6 +80,24 @@ class DatasetSimilarity(Base):
     dataset_b: Mapped[Dataset] = relationship(foreign_keys=[dataset_b_id], lazy="joined")
 
 
+class DatasetCoverage(Base):
+    """How poorly `reference`'s data covers `dataset`'s: a directed divergence (records.CoverageRow),
+    imported from a coverage matrix. Profiled pairs need no row: it is computed from the profiles."""
+
+    __tablename__ = "dataset_coverage"
+    __table_args__ = (UniqueConstraint("dataset_id", "reference_id", "method", name="uq_coverage_pair_method"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    reference_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    value: Mapped[float] = mapped_column(Float)
+    method: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    dataset: Mapped[Dataset] = relationship(foreign_keys=[dataset_id], lazy="joined")
+    reference: Mapped[Dataset] = relationship(foreign_keys=[reference_id], lazy="joined")
+
+
 class GraphVersion(Base):
     __tablename__ = "graph_versions"
 

@@ -196,6 +196,16 @@ async def import_similarities(db: SessionDep, file: Annotated[UploadFile, File()
                                             filename=file.filename or "similarity.csv", method=method)
 
 
+@router.post("/coverage/import", response_model=ImportReportOut)
+async def import_coverage(db: SessionDep, file: Annotated[UploadFile, File()],
+                          method: Annotated[str | None, Form(max_length=100)] = None) -> ImportReportOut:
+    """A directed coverage matrix (domain_coverage_*.csv: row = covered dataset, column = reference,
+    e.g. a model's pretraining set). Profiled pairs need none: it is computed from their profiles."""
+    content = await _read_upload(file)
+    return service.import_coverage_matrix(db_session=db, content=content,
+                                          filename=file.filename or "coverage.csv", method=method)
+
+
 # ---- the graph
 
 

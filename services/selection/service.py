@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from services.common.errors import Problem, not_found
 from services.selection.mc.records import (
-    DatasetRow, ImportReport, ModelRow, NameMatcher, ResultRow, SimilarityRow, Zoo, parse_datasets,
-    parse_distance_matrix, parse_models, parse_results,
+    CoverageRow, DatasetRow, ImportReport, ModelRow, NameMatcher, ResultRow, SimilarityRow, Zoo, parse_coverage_matrix,
+    parse_datasets, parse_distance_matrix, parse_models, parse_results,
 )
-from services.selection.models import Dataset, DatasetSimilarity, FinetuneResult, GraphVersion, Model
+from services.selection.models import Dataset, DatasetCoverage, DatasetSimilarity, FinetuneResult, GraphVersion, Model
 from services.selection.schemas import (
     DatasetIn, DatasetPatch, FitRequest, ImportReportOut, ModelIn, ModelPatch, RankRequest, ResultIn, SimilarityIn,
 )
@@ -104,10 +104,12 @@ def update_dataset(*, db_session: Session, ident: str, body: DatasetPatch) -> Da
 
 
 def replace_dataset_files(*, db_session: Session, dataset: Dataset, uri: str, size: int) -> Dataset:
-    """New images: the old profile and the similarities computed from it no longer hold."""
+    """New images: the old profile and the similarities and coverages measured on them no longer hold."""
     dataset.uri, dataset.size, dataset.profile = uri, float(size), None
     db_session.execute(delete(DatasetSimilarity).where(
         (DatasetSimilarity.dataset_a_id == dataset.id) | (DatasetSimilarity.dataset_b_id == dataset.id)))
+    db_session.execute(delete(DatasetCoverage).where(
+        (DatasetCoverage.dataset_id == dataset.id) | (DatasetCoverage.reference_id == dataset.id)))
     db_session.commit()
     return dataset
 
@@ -264,6 +266,36 @@ def import_similarity_matrix(*, db_session: Session, content: bytes, filename: s
     return _report(report, stored, nodes)
 
 
+def import_coverage_matrix(*, db_session: Session, content: bytes, filename: str,
+                           method: str | None = None) -> ImportReportOut:
+    """A directed coverage matrix (domain_coverage_*.csv: row = covered dataset, column =
+    reference). Cells naming an unregistered dataset are reported, not stored."""
+    rows, report = parse_coverage_matrix(content, method=method or filename.rsplit(".", 1)[0], source_label=filename)
+    nodes = _Nodes(db_session)
+    unmatched: set[str] = set()
+    stored = 0
+    for row in rows:
+        covered = nodes.dataset(row.dataset, create=False)
+        reference = nodes.dataset(row.reference, create=False)
+        for raw, found in ((row.dataset, covered), (row.reference, reference)):
+            if found is None:
+                unmatched.add(raw)
+        if covered is None or reference is None or covered is reference:
+            continue
+        db_session.flush()
+        existing = db_session.scalar(select(DatasetCoverage).where(
+            DatasetCoverage.dataset_id == covered.id, DatasetCoverage.reference_id == reference.id,
+            DatasetCoverage.method == row.method))
+        if existing is None:
+            db_session.add(DatasetCoverage(dataset=covered, reference=reference, value=row.value, method=row.method))
+        else:
+            existing.value = row.value
+        stored += 1
+    report.unmatched[filename] = sorted(unmatched)
+    db_session.commit()
+    return _report(report, stored, nodes)
+
+
 def _upsert_similarity(db_session: Session, a: Dataset, b: Dataset, value: float, method: str) -> None:
     if a.name > b.name:
         a, b = b, a
@@ -326,13 +358,15 @@ def load_zoo(*, db_session: Session) -> Zoo:
                                      job_id=r.job_id))
     for s in db_session.scalars(select(DatasetSimilarity)):
         zoo.similarities.append(SimilarityRow(s.dataset_a.name, s.dataset_b.name, s.value, s.method))
+    for c in db_session.scalars(select(DatasetCoverage)):
+        zoo.coverages.append(CoverageRow(c.dataset.name, c.reference.name, c.value, c.method))
     return zoo
 
 
 def data_revision(*, db_session: Session) -> str:
     """A cheap fingerprint of the graph's rows: counts and newest times of every table."""
     parts = []
-    for table in (Model, Dataset, FinetuneResult, DatasetSimilarity):
+    for table in (Model, Dataset, FinetuneResult, DatasetSimilarity, DatasetCoverage):
         count, newest = db_session.execute(select(func.count(table.id), func.max(table.updated_at))).one()
         parts.append(f"{table.__tablename__}:{count}:{newest}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
@@ -348,6 +382,8 @@ def training_hash(zoo: Zoo) -> str:
         "datasets": sorted((d.name, d.size, json.dumps(d.metadata, sort_keys=True, default=str))
                            for d in zoo.datasets.values()),
     }
+    if zoo.coverages:  # only where there are any, so the hashes of graphs without them stay as they were
+        payload["coverages"] = sorted((c.dataset, c.reference, c.method, round(c.value, 9)) for c in zoo.coverages)
     return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()
 
 
@@ -548,6 +584,10 @@ def store_zoo(*, db_session: Session, zoo: Zoo) -> None:
         if a is not None and b is not None and a is not b:
             lo, hi = (a, b) if a.name < b.name else (b, a)
             db_session.add(DatasetSimilarity(dataset_a=lo, dataset_b=hi, value=row.value, method=row.method))
+    for row in zoo.coverages:
+        covered, reference = nodes.dataset(row.dataset, create=False), nodes.dataset(row.reference, create=False)
+        if covered is not None and reference is not None and covered is not reference:
+            db_session.add(DatasetCoverage(dataset=covered, reference=reference, value=row.value, method=row.method))
     db_session.commit()
 
 

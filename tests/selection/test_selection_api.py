@@ -18,7 +18,7 @@ def clean_selection(database):
     from services.common.db import session_scope
 
     with session_scope() as session:
-        session.execute(text("TRUNCATE models, datasets, finetune_results, dataset_similarity, graph_versions "
+        session.execute(text("TRUNCATE models, datasets, finetune_results, dataset_similarity, dataset_coverage, graph_versions "
                              "CASCADE"))
     from services.selection import service
 
@@ -179,6 +179,36 @@ def test_benchmark_data_imports_through_the_api(api, clean_selection):
     assert n_results == body["imported"] and n_models >= 180 and n_sims == sims.json()["imported"]
     cifar = api.get("/v1/selection/datasets/cifar100").json()
     assert cifar["size"] == 50000
+
+
+ZOO = Path(__file__).resolve().parents[2] / "bench" / "data" / "t2i-zoo"
+
+
+def test_zoo_records_with_their_coverage_matrix_import_through_the_api_and_rank_by_coverage(
+        api, clean_selection, celery_worker):
+    """The T2I zoo's files through the API, the directed coverage matrix included: a ranking of a
+    zoo target then judges pretraining sets by their coverage, as the bench does."""
+    for name, path in (("model_config_dataset.csv", "/v1/selection/models/import"),
+                       ("records.csv", "/v1/selection/results/import"),
+                       ("target_dataset_features.csv", "/v1/selection/datasets/import"),
+                       ("corr_domain_similarity_atelier_profile.csv", "/v1/selection/similarities/import")):
+        assert upload(api, path, name, (ZOO / name).read_bytes()).status_code == 200
+    coverage = (ZOO / "domain_coverage_atelier_profile.csv").read_bytes()
+    first = upload(api, "/v1/selection/coverage/import", "domain_coverage_atelier_profile.csv", coverage).json()
+    assert first["imported"] == 32 * 31 and len(first["unmatched"]["domain_coverage_atelier_profile.csv"]) == 10
+    for source in first["unmatched"]["domain_coverage_atelier_profile.csv"]:  # the pretraining sets
+        assert api.post("/v1/selection/datasets", json={"name": source}).status_code == 201
+    again = upload(api, "/v1/selection/coverage/import", "domain_coverage_atelier_profile.csv", coverage).json()
+    assert again["imported"] == 42 * 41  # re-importing updates the rows in place
+    from services.common.db import session_scope
+
+    with session_scope() as session:
+        assert session.execute(text("SELECT count(*) FROM dataset_coverage")).scalar() == 42 * 41
+    fit(api, members=1, embedding="none")
+    ranked = api.post("/v1/selection/rank", json={"dataset": "target-digits-gray", "k": 3}).json()["ranking"]
+    assert ranked[0]["explanation"]["pretraining_data_measure"] == "log1p-coverage-kl"
+    bad = upload(api, "/v1/selection/coverage/import", "junk.csv", b",a,b\na,0,-1\nb,x,0\n")
+    assert bad.status_code == 200 and bad.json()["skipped"] and bad.json()["imported"] == 0
 
 
 def test_profiled_folders_get_similarities_and_rank_inline_by_profile(api, clean_selection, celery_worker, tmp_path):

@@ -1,6 +1,7 @@
 """Contains all the data models used in inputs/outputs"""
 
 from .adapt_request import AdaptRequest
+from .body_selection_import_coverage import BodySelectionImportCoverage
 from .body_selection_import_datasets import BodySelectionImportDatasets
 from .body_selection_import_models import BodySelectionImportModels
 from .body_selection_import_results import BodySelectionImportResults
@@ -91,6 +92,7 @@ from .training_run_out_quality import TrainingRunOutQuality
 
 __all__ = (
     "AdaptRequest",
+    "BodySelectionImportCoverage",
     "BodySelectionImportDatasets",
     "BodySelectionImportModels",
     "BodySelectionImportResults",

@@ -248,22 +248,8 @@ def import_similarity_matrix(*, db_session: Session, content: bytes, filename: s
     """A square distance matrix. Rows for names that match no dataset are reported, not stored."""
     rows, report = parse_distance_matrix(content, method=method or filename.rsplit(".", 1)[0],
                                          source_label=filename)
-    nodes = _Nodes(db_session)
-    unmatched: set[str] = set()
-    stored = 0
-    for row in rows:
-        a = nodes.dataset(row.dataset_a, create=False)
-        b = nodes.dataset(row.dataset_b, create=False)
-        for raw, found in ((row.dataset_a, a), (row.dataset_b, b)):
-            if found is None:
-                unmatched.add(raw)
-        if a is None or b is None or a is b:
-            continue
-        _upsert_similarity(db_session, a, b, row.value, row.method)
-        stored += 1
-    report.unmatched[filename] = sorted(unmatched)
-    db_session.commit()
-    return _report(report, stored, nodes)
+    return _import_pairs(db_session, report, filename, [((r.dataset_a, r.dataset_b), r) for r in rows],
+                         lambda a, b, r: _upsert_similarity(db_session, a, b, r.value, r.method))
 
 
 def import_coverage_matrix(*, db_session: Session, content: bytes, filename: str,
@@ -271,29 +257,37 @@ def import_coverage_matrix(*, db_session: Session, content: bytes, filename: str
     """A directed coverage matrix (domain_coverage_*.csv: row = covered dataset, column =
     reference). Cells naming an unregistered dataset are reported, not stored."""
     rows, report = parse_coverage_matrix(content, method=method or filename.rsplit(".", 1)[0], source_label=filename)
+    return _import_pairs(db_session, report, filename, [((r.dataset, r.reference), r) for r in rows],
+                         lambda a, b, r: _upsert_coverage(db_session, a, b, r.value, r.method))
+
+
+def _import_pairs(db_session: Session, report: ImportReport, filename: str, rows: list, store) -> ImportReportOut:
+    """Store each ((name, name), row) whose two names are two registered datasets (store(a, b, row));
+    the names that match none are reported under the file's name."""
     nodes = _Nodes(db_session)
     unmatched: set[str] = set()
     stored = 0
-    for row in rows:
-        covered = nodes.dataset(row.dataset, create=False)
-        reference = nodes.dataset(row.reference, create=False)
-        for raw, found in ((row.dataset, covered), (row.reference, reference)):
-            if found is None:
-                unmatched.add(raw)
-        if covered is None or reference is None or covered is reference:
+    for (first, second), row in rows:
+        a, b = nodes.dataset(first, create=False), nodes.dataset(second, create=False)
+        unmatched.update(raw for raw, found in ((first, a), (second, b)) if found is None)
+        if a is None or b is None or a is b:
             continue
-        db_session.flush()
-        existing = db_session.scalar(select(DatasetCoverage).where(
-            DatasetCoverage.dataset_id == covered.id, DatasetCoverage.reference_id == reference.id,
-            DatasetCoverage.method == row.method))
-        if existing is None:
-            db_session.add(DatasetCoverage(dataset=covered, reference=reference, value=row.value, method=row.method))
-        else:
-            existing.value = row.value
+        store(a, b, row)
         stored += 1
     report.unmatched[filename] = sorted(unmatched)
     db_session.commit()
     return _report(report, stored, nodes)
+
+
+def _upsert_coverage(db_session: Session, covered: Dataset, reference: Dataset, value: float, method: str) -> None:
+    db_session.flush()
+    existing = db_session.scalar(select(DatasetCoverage).where(
+        DatasetCoverage.dataset_id == covered.id, DatasetCoverage.reference_id == reference.id,
+        DatasetCoverage.method == method))
+    if existing is None:
+        db_session.add(DatasetCoverage(dataset=covered, reference=reference, value=value, method=method))
+    else:
+        existing.value = value
 
 
 def _upsert_similarity(db_session: Session, a: Dataset, b: Dataset, value: float, method: str) -> None:

@@ -199,6 +199,29 @@ def _gateway_rank_latency(zoo, ranker, target: str, candidates: list[str]) -> di
         return rank_latency_over_http(base, key, {"dataset": target, "candidates": candidates, "k": 10})
 
 
+@bench_app.command("zoo-holdout")
+def bench_zoo_holdout(
+    out: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.")] = None,
+    journal: Annotated[Path, typer.Option(help="The fine-tuned pairs (resumable).")] = Path(
+        "bench/data/t2i-zoo-holdout/runs.jsonl"),
+    data_dir: Annotated[Path, typer.Option(help="Where the datasets are generated.")] = Path(
+        "~/.cache/atelier/t2i-zoo-holdout"),
+    workers: Annotated[int, typer.Option(min=1, help="Fine-tuning processes (one torch thread each).")] = 2,
+) -> None:
+    """Selection on 10 new zoo targets no committed record has seen: fine-tune the missing pairs, then rank."""
+    import json
+
+    from services.selection.bench import _device
+    from services.selection.holdout import evaluate, run_pairs, table
+
+    data_dir = data_dir.expanduser()
+    run_pairs(data_dir, journal, workers=workers, say=typer.echo)
+    report = {**evaluate(data_dir, journal, say=typer.echo), "device": _device()}
+    typer.echo(table(report))
+    if out:
+        out.write_text(json.dumps(report, indent=2) + "\n")
+
+
 @bench_app.command("quantization")
 def bench_quantization(quick: Annotated[bool, typer.Option(help="A ≤5-minute run that still measures all.")] = False,
                        device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",

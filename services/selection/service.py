@@ -280,25 +280,22 @@ def _import_pairs(db_session: Session, report: ImportReport, filename: str, rows
 
 
 def _upsert_coverage(db_session: Session, covered: Dataset, reference: Dataset, value: float, method: str) -> None:
-    db_session.flush()
-    existing = db_session.scalar(select(DatasetCoverage).where(
-        DatasetCoverage.dataset_id == covered.id, DatasetCoverage.reference_id == reference.id,
-        DatasetCoverage.method == method))
-    if existing is None:
-        db_session.add(DatasetCoverage(dataset=covered, reference=reference, value=value, method=method))
-    else:
-        existing.value = value
+    _upsert_pair(db_session, DatasetCoverage, value, method, dataset=covered, reference=reference)
 
 
 def _upsert_similarity(db_session: Session, a: Dataset, b: Dataset, value: float, method: str) -> None:
-    if a.name > b.name:
+    if a.name > b.name:  # stored once per unordered pair
         a, b = b, a
+    _upsert_pair(db_session, DatasetSimilarity, value, method, dataset_a=a, dataset_b=b)
+
+
+def _upsert_pair(db_session: Session, table, value: float, method: str, **datasets: Dataset) -> None:
+    """The row of `table` for these datasets (relationship name -> dataset) and method: its value
+    updated, or a new row."""
     db_session.flush()
-    existing = db_session.scalar(select(DatasetSimilarity).where(
-        DatasetSimilarity.dataset_a_id == a.id, DatasetSimilarity.dataset_b_id == b.id,
-        DatasetSimilarity.method == method))
+    existing = db_session.scalar(select(table).filter_by(method=method, **{f"{k}_id": d.id for k, d in datasets.items()}))
     if existing is None:
-        db_session.add(DatasetSimilarity(dataset_a=a, dataset_b=b, value=value, method=method))
+        db_session.add(table(value=value, method=method, **datasets))
     else:
         existing.value = value
 

@@ -495,18 +495,14 @@ def write_coverage(path: Path, profiles: dict[str, Any]) -> None:
     reference, similarity.profile_coverage), blank where two profiles are not comparable."""
     import numpy as np
 
-    from services.selection.mc.similarity import profile_coverage
+    from services.selection.mc.similarity import comparable_coverage
 
     order = sorted(profiles)
     arrays = {n: np.asarray(profiles[n], dtype=float) for n in order}
 
     def cell(a: str, b: str):
-        if a == b:
-            return 0.0
-        try:
-            return profile_coverage(arrays[a], arrays[b])
-        except (ValueError, np.linalg.LinAlgError):
-            return ""
+        value = 0.0 if a == b else comparable_coverage(arrays[a], arrays[b])
+        return "" if value is None else value
 
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)

@@ -220,17 +220,15 @@ def coverage_table(zoo: Zoo) -> pd.DataFrame:
 def pretraining_coverage_of(zoo: Zoo, profile) -> dict[str, float]:
     """A profile's coverage divergence by each model's profiled pretraining set (a dataset of the
     zoo, reference -> divergence); sets profiled with other encoders (another layout) are left out."""
-    from .similarity import profile_coverage
+    from .similarity import comparable_coverage
 
     out = {}
     for ref in sorted({m.pretraining_data for m in zoo.models.values() if m.pretraining_data}):
         row = zoo.datasets.get(ref)
-        if row is None or row.profile is None:
-            continue
-        try:
-            out[ref] = profile_coverage(np.asarray(profile, dtype=float), np.asarray(row.profile, dtype=float))
-        except (ValueError, np.linalg.LinAlgError):  # another layout (encoder), or a singular profile
-            continue
+        if row is not None and row.profile is not None:
+            value = comparable_coverage(profile, row.profile)
+            if value is not None:
+                out[ref] = value
     return out
 
 

@@ -369,12 +369,16 @@ def pretraining_coverage(tables: GraphTables, target: str) -> np.ndarray | None:
     C = tables.coverage
     if target not in C.index:
         return None
-    cols = memo(tables, "pretrain_coverage_cols", lambda: np.array(
-        [C.columns.get_loc(k) if isinstance(k, str) and k in C.columns else -1
-         for k in tables.pretrain_key.reindex(tables.models).to_numpy()], dtype=int))
-    row = C.loc[target].to_numpy(dtype=float)
-    out = np.where(cols >= 0, row[np.maximum(cols, 0)], np.nan)
-    return np.log1p(out) if np.isfinite(out).any() else None
+
+    def make():  # memoised: the features and the explanation of one rank both read it
+        cols = memo(tables, "pretrain_coverage_cols", lambda: np.array(
+            [C.columns.get_loc(k) if isinstance(k, str) and k in C.columns else -1
+             for k in tables.pretrain_key.reindex(tables.models).to_numpy()], dtype=int))
+        row = C.loc[target].to_numpy(dtype=float)
+        out = np.where(cols >= 0, row[np.maximum(cols, 0)], np.nan)
+        return np.log1p(out) if np.isfinite(out).any() else None
+
+    return memo(tables, ("pretrain_coverage", target), make)
 
 
 def pretrain_match(pretrain_distance: np.ndarray) -> np.ndarray:

@@ -109,6 +109,15 @@ def profile_coverage(covered: np.ndarray, reference: np.ndarray) -> float:
     return float(sum(gaussian_kl(*c, *r) for c, r in zip(blocks_c, blocks_r)))
 
 
+def comparable_coverage(covered, reference) -> float | None:
+    """profile_coverage, or None where the two profiles are not comparable (another layout, i.e.
+    other encoders) or a covariance is singular."""
+    try:
+        return profile_coverage(np.asarray(covered, dtype=float), np.asarray(reference, dtype=float))
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+
+
 def coverage_method(image_encoder: str, caption_encoder: str) -> str:
     """The method name of coverage divergences between profiles of this layout."""
     return f"coverage-kl:{image_encoder}+{caption_encoder}"

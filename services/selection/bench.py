@@ -67,6 +67,8 @@ def ablation_methods() -> dict:
         "mc_lambdarank": ranker_method(replace(PRIMARY_CONFIG, objective="lambdarank")),
         "mc_cv_objective_graph": ranker_method(replace(PRIMARY_CONFIG, objective="auto", select_graph_family=True)),
         "mc_boa_anchor": ranker_method(replace(PRIMARY_CONFIG, priors=("e_mean",))),
+        # the anchors before kriging (e_krig stays a LightGBM feature)
+        "mc_no_kriging_anchor": ranker_method(replace(PRIMARY_CONFIG, priors=("e_mean", "e_cf1"))),
         "mc_no_one_se": ranker_method(replace(PRIMARY_CONFIG, one_se=False)),
         "mc_no_monotone": ranker_method(replace(PRIMARY_CONFIG, monotone=False)),
         "mc_no_pretrain_term": ranker_method(replace(PRIMARY_CONFIG, pretrain_grid=(0.0,))),

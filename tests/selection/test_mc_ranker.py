@@ -106,6 +106,7 @@ def test_inductive_new_dataset_ranked_from_similarity_edges_without_retraining()
     ex = ranked[0].evidence
     assert [n["dataset"] for n in ex["similar_datasets"]][:2] in (["d2", "d3"], ["d3", "d2"])
     assert ex["predictor_version"] == version and ex["similarity_weighted_quality"] is not None
+    assert ex["kriged_quality"] is not None
     assert ex["graph_score"] is not None
 
 

@@ -8,8 +8,10 @@ Every feature of a row (model m, dataset d) is computed from datasets other than
   immediately while the trained LightGBM / GNN are reused (no retrain per result).
 
 Score: (1 - s) z(anchor) + s z(correction) + g z(graph score) + p z(pretraining-data match).
-The anchor is a model's mean normalised quality on the other datasets (best-on-average) or its
-low-rank collaborative-filtering prediction; the correction is LightGBM (over model, dataset,
+The anchor is a model's mean normalised quality on the other datasets (best-on-average), its
+low-rank collaborative-filtering prediction, or its kriged quality (the other datasets' results
+weighed by ordinary kriging over a correlogram fitted to them, see kriging.py: near-duplicate
+datasets share one vote); the correction is LightGBM (over model, dataset,
 evidence and graph features, monotone in the evidence) or the similarity-weighted evidence; the
 match says how much nearer the target a model's pretraining data is than the other models'.
 Anchor, correction, s in {0, .25, .5, 1}, g in {0, .25} and p in {0, .25, .5, 1} are chosen by
@@ -48,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from .graph import GraphTables, derived_from, memo, tables_from_zoo
+from .kriging import Correlogram, column_correlations, fit_correlogram, kriged, kriging_weights
 from .records import Zoo, flag_degenerate
 from .similarity import distance_to_weight
 
@@ -57,13 +60,13 @@ from .similarity import distance_to_weight
 FAMILIES = ("model", "dataset", "evidence", "source", "graph", "relative")
 # the primary's: source and relative measured no better under a 3-seed ensemble (README), so optional
 DEFAULT_FAMILIES = ("model", "dataset", "evidence", "graph")
-RELATIVE_OF = ("e_mean", "e_rmean", "e_sw", "e_rsw", "e_nn", "e_cf", "e_src", "m_pretrain_match", "g_score")
+RELATIVE_OF = ("e_mean", "e_rmean", "e_sw", "e_rsw", "e_nn", "e_cf", "e_krig", "e_src", "m_pretrain_match", "g_score")
 SOURCE_TAUS = (0.5, 1.0)  # "source": evidence kernel over the distance from a model's pretraining data
 TAUS = (0.25, 0.5, 1.0, 2.0, 4.0, float("inf"))  # inf: plain mean (best-on-average)
 RANK_TAUS = (0.5, 2.0)
 CF_RANKS = (1, 2)  # low-rank collaborative-filtering features e_cf1, e_cf2
 CF_TAU = 1.0  # temperature of the target's loading (neighbour-weighted mean of loadings)
-ANCHORS = ("e_mean", "e_cf1")  # best-on-average / rank-1 collaborative filtering
+ANCHORS = ("e_mean", "e_cf1", "e_krig")  # best-on-average / rank-1 collaborative filtering / kriging
 PRIORS = ANCHORS
 
 
@@ -290,6 +293,7 @@ def feature_matrix(
             # target-independent: a new dataset's tables share their parent's
             fac = memo((derived_from(tables) or (tables,))[0], ("cf", tuple(context), r), lambda: low_rank_factors(X, r))
             add(f"e_cf{r}", cf_score(X, dist, r, factors=fac))
+        add("e_krig", kriging_evidence(tables, b, context, ci, cj, dist))
     if "source" in families:
         for tau in SOURCE_TAUS:
             add(f"e_src{tau}", source_evidence(b, ti, ci, cj, tau))
@@ -303,6 +307,34 @@ def feature_matrix(
     for j, c in enumerate(cols):
         F[:, j] = c
     return names, F
+
+
+def kriging_evidence(tables: GraphTables, b: _Base, context: list[str], ci: np.ndarray, cj: np.ndarray,
+                     dist: np.ndarray) -> np.ndarray:
+    """Each model's normalised quality on the context datasets, combined with the ordinary-kriging
+    weights of the context for the target (see kriging.py). The correlogram is fitted on pairs of
+    context datasets only, so a training row's own dataset never shapes it."""
+    X = b.norm[:, cj]
+    if len(context) == 0:
+        return np.full(X.shape[0], np.nan)
+    parent = (derived_from(tables) or (tables,))[0]  # target-independent: shared with a new dataset's tables
+    rho = memo(parent, ("correlogram", tuple(context)), lambda: _correlogram(parent, ci, cj))
+    if rho is None:
+        w = np.full(len(context), 1.0 / len(context))
+    else:
+        among = np.where((ci[:, None] >= 0) & (ci[None, :] >= 0),
+                         b.dist[np.maximum(ci, 0)][:, np.maximum(ci, 0)], np.nan)
+        w = kriging_weights(rho, dist, among)
+    return kriged(X, w)
+
+
+def _correlogram(tables: GraphTables, ci: np.ndarray, cj: np.ndarray) -> Correlogram | None:
+    b = _base(tables)
+    corr = memo(tables, "column_correlations", lambda: column_correlations(b.norm))
+    a, c = np.triu_indices(len(cj), k=1)
+    ok = (ci[a] >= 0) & (ci[c] >= 0)
+    d = np.where(ok, b.dist[np.maximum(ci[a], 0), np.maximum(ci[c], 0)], np.nan)
+    return fit_correlogram(d, corr[cj[a], cj[c]])
 
 
 def source_evidence(b: "_Base", ti: int | None, ci: np.ndarray, cj: np.ndarray, tau: float) -> np.ndarray:
@@ -486,7 +518,7 @@ class RankerConfig:
     prior_grid: tuple[float, ...] = ()  # unused (kept so stored configs still load)
     graph_grid: tuple[float, ...] = (0.0, 0.25)  # extra weight of the graph score
     pretrain_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)  # extra weight of the pretraining-data match
-    priors: tuple[str, ...] = ANCHORS  # anchors: best-on-average mean / low-rank collaborative filtering
+    priors: tuple[str, ...] = ANCHORS  # anchors: best-on-average mean / low-rank collaborative filtering / kriging
     taus: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)  # similarity-weighted evidence as a correction
     # what may correct the anchor: LightGBM, similarity-weighted evidence, nearest-dataset transfer
     # (with the latter two every neighbour baseline is a blend the inner CV can choose)
@@ -536,7 +568,7 @@ def _lgbm(params: dict, objective: str, seed: int, monotone: list[int] | None = 
 def _monotone(names: Sequence[str]) -> list[int]:
     """+1 on the evidence of quality elsewhere (means, weighted means, nearest, low-rank) and on the
     nearness of a model's pretraining data (the premise of model selection by data similarity)."""
-    up = ("e_mean", "e_rmean", "e_min", "e_sw", "e_rsw", "e_nn", "e_cf", "e_src", "m_pretrain_match")
+    up = ("e_mean", "e_rmean", "e_min", "e_sw", "e_rsw", "e_nn", "e_cf", "e_krig", "e_src", "m_pretrain_match")
     return [1 if n.removeprefix("r_").startswith(up) else 0 for n in names]
 
 
@@ -782,8 +814,9 @@ class Ranker:
             for t in cfg.taus:
                 if f"e_sw{t}" in col:
                     comp[("S", t)] = _z(X[m, col[f"e_sw{t}"]])
-            if ("F", "e_nn1") in corrs:
-                comp[("F", "e_nn1")] = _z(X[m, col["e_nn1"]])
+            for c in corrs:
+                if c[0] == "F":
+                    comp[c] = _z(X[m, col[c[1]]])
             for i, a in enumerate(anchors):
                 comp[("A", i)] = _z(X[m, col[a]])
             G = _z(X[m, col["g_score"]]) if has_g else 0.0
@@ -1017,6 +1050,7 @@ class Ranker:
                 "similarity_weighted_quality": _f(F[i, col[sw_name]]) if sw_name in col else None,
                 "mean_quality_elsewhere": _f(F[i, col["e_mean"]]) if "e_mean" in col else None,
                 "low_rank_quality": _f(F[i, col["e_cf1"]]) if "e_cf1" in col else None,
+                "kriged_quality": _f(F[i, col["e_krig"]]) if "e_krig" in col else None,
                 "results_elsewhere": int(F[i, col["e_count"]]) if "e_count" in col else None,
                 "graph_score": _f(F[i, col["g_score"]]) if "g_score" in col else None,
                 "pretraining_data_distance": _f(F[i, col["m_pretrain_distance"]]) if "m_pretrain_distance" in col else None,

@@ -43,28 +43,25 @@ class Correlogram:
 
     def __call__(self, d: np.ndarray) -> np.ndarray:
         d = np.asarray(d, dtype=float)
-        with np.errstate(over="ignore", invalid="ignore"):
-            r = self.sill * np.exp(-np.where(np.isfinite(d), d, np.inf) / self.length) + self.floor
-        return np.where(np.isfinite(d), r, self.floor)
+        return self.sill * np.exp(-np.where(np.isfinite(d), d, np.inf) / self.length) + self.floor
 
 
 def column_correlations(X: np.ndarray) -> np.ndarray:
     """Pairwise-complete Pearson correlation of the columns of X (models x datasets, NaN where a
     pair has no result); NaN where two columns share fewer than MIN_COMMON models or one is
-    constant on the shared ones."""
-    have = np.isfinite(X)
-    n = X.shape[1]
-    out = np.full((n, n), np.nan)
-    for a in range(n):
-        for b in range(a, n):
-            m = have[:, a] & have[:, b]
-            if m.sum() < MIN_COMMON:
-                continue
-            x, y = X[m, a] - X[m, a].mean(), X[m, b] - X[m, b].mean()
-            den = np.sqrt((x @ x) * (y @ y))
-            if den > 0:
-                out[a, b] = out[b, a] = float(x @ y / den)
-    return out
+    constant on the shared ones. Sums over the shared rows as matrix products: one pass for all
+    pairs (the tables are rebuilt when a result arrives, and this runs once per tables)."""
+    have = np.isfinite(X).astype(float)
+    X0 = np.where(have > 0, X, 0.0)
+    n = have.T @ have  # shared models of each pair
+    sum_a = X0.T @ have  # [a, b]: sum of column a over the rows b shares
+    sum_sq_a = (X0 * X0).T @ have
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cov = X0.T @ X0 - sum_a * sum_a.T / n
+        var_a = sum_sq_a - sum_a ** 2 / n
+        corr = cov / np.sqrt(var_a * var_a.T)
+    ok = (n >= MIN_COMMON) & (var_a > 1e-12 * np.maximum(sum_sq_a, 1.0)) & (var_a.T > 1e-12 * np.maximum(sum_sq_a.T, 1.0))
+    return np.where(ok, np.clip(corr, -1.0, 1.0), np.nan)
 
 
 def fit_correlogram(distances: np.ndarray, correlations: np.ndarray) -> Correlogram | None:

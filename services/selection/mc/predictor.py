@@ -322,8 +322,8 @@ def kriging_evidence(tables: GraphTables, b: _Base, context: list[str], ci: np.n
     if rho is None:
         w = np.full(len(context), 1.0 / len(context))
     else:
-        among = np.where((ci[:, None] >= 0) & (ci[None, :] >= 0),
-                         b.dist[np.maximum(ci, 0)][:, np.maximum(ci, 0)], np.nan)
+        known = np.maximum(ci, 0)
+        among = np.where((ci[:, None] >= 0) & (ci[None, :] >= 0), b.dist[np.ix_(known, known)], np.nan)
         w = kriging_weights(rho, dist, among)
     return kriged(X, w)
 

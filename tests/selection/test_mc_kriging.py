@@ -95,3 +95,12 @@ def test_a_training_rows_kriging_evidence_never_reads_its_own_dataset():
     z.results = [r for r in z.results if r.dataset != "u1"]
     names2, F2 = feature_matrix(tables_from_zoo(z), "u1", context, families=("evidence",))
     np.testing.assert_allclose(F1[:, names2.index("e_krig")], F2[:, names2.index("e_krig")])
+
+
+def test_without_distances_kriging_weighs_the_datasets_alike():
+    """No similarity rows: no correlogram can be fitted, and the evidence is the plain mean."""
+    z, names, _ = _cluster_zoo()
+    z.similarities = []
+    tables = tables_from_zoo(z)
+    cols, F = feature_matrix(tables, "t", names, families=("evidence",))
+    np.testing.assert_allclose(F[:, cols.index("e_krig")], F[:, cols.index("e_mean")])

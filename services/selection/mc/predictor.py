@@ -566,7 +566,7 @@ def _lgbm(params: dict, objective: str, seed: int, monotone: list[int] | None = 
 
 
 def _monotone(names: Sequence[str]) -> list[int]:
-    """+1 on the evidence of quality elsewhere (means, weighted means, nearest, low-rank) and on the
+    """+1 on the evidence of quality elsewhere (means, weighted means, nearest, low-rank, kriged) and on the
     nearness of a model's pretraining data (the premise of model selection by data similarity)."""
     up = ("e_mean", "e_rmean", "e_min", "e_sw", "e_rsw", "e_nn", "e_cf", "e_krig", "e_src", "m_pretrain_match")
     return [1 if n.removeprefix("r_").startswith(up) else 0 for n in names]

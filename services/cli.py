@@ -202,8 +202,8 @@ def _gateway_rank_latency(zoo, ranker, target: str, candidates: list[str]) -> di
 @bench_app.command("zoo-holdout")
 def bench_zoo_holdout(
     out: Annotated[Optional[Path], typer.Option(help="Write the JSON report here.")] = None,
-    journal: Annotated[Path, typer.Option(help="The fine-tuned pairs (resumable).")] = Path(
-        "bench/data/t2i-zoo-holdout/runs.jsonl"),
+    journal: Annotated[Optional[Path], typer.Option(
+        help="The fine-tuned pairs (resumable); default bench/data/t2i-zoo-holdout/runs.jsonl.")] = None,
     data_dir: Annotated[Path, typer.Option(help="Where the datasets are generated.")] = Path(
         "~/.cache/atelier/t2i-zoo-holdout"),
     workers: Annotated[int, typer.Option(min=1, help="Fine-tuning processes (one torch thread each).")] = 2,
@@ -212,9 +212,9 @@ def bench_zoo_holdout(
     import json
 
     from services.selection.bench import _device
-    from services.selection.holdout import evaluate, run_pairs, table
+    from services.selection.holdout import DEFAULT_JOURNAL, evaluate, run_pairs, table
 
-    data_dir = data_dir.expanduser()
+    data_dir, journal = data_dir.expanduser(), journal or DEFAULT_JOURNAL
     run_pairs(data_dir, journal, workers=workers, say=typer.echo)
     report = {**evaluate(data_dir, journal, say=typer.echo), "device": _device()}
     typer.echo(table(report))

@@ -499,16 +499,8 @@ def write_coverage(path: Path, profiles: dict[str, Any]) -> None:
 
     order = sorted(profiles)
     arrays = {n: np.asarray(profiles[n], dtype=float) for n in order}
-
-    def cell(a: str, b: str):
-        value = 0.0 if a == b else comparable_coverage(arrays[a], arrays[b])
-        return "" if value is None else value
-
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow([""] + order)
-        for a in order:
-            w.writerow([a] + [cell(a, b) for b in order])
+    pairs = {(a, b): comparable_coverage(arrays[a], arrays[b]) for a in order for b in order if a != b}
+    _write_distances(path, order, {k: v for k, v in pairs.items() if v is not None})
 
 
 def summarise(rows: dict[tuple[str, str, int], dict], plan: Plan) -> dict:

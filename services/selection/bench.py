@@ -141,10 +141,13 @@ def _comparison_lines(comparisons: dict) -> list[str]:
     return lines
 
 
-def _table(summary: dict) -> str:
-    lines = [f"{'method':<22}{'pearson':>9}{'spearman':>10}{'rel@1':>8}{'hit@1':>7}{'seconds':>9}"]
-    for name, s in summary.items():
-        lines.append(f"{name:<22}{s['pearson']:>9.3f}{s['spearman']:>10.3f}{s['rel@1']:>8.3f}{s['hit@1']:>7.3f}{s['seconds']:>9.1f}")
+def metrics_table(summary: dict, *, name_width: int = 22) -> str:
+    """One row per method: pearson, spearman, rel@1, hit@1 and, where every row has them, seconds."""
+    timed = all("seconds" in m for m in summary.values())
+    lines = [f"{'method':<{name_width}}{'pearson':>9}{'spearman':>10}{'rel@1':>8}{'hit@1':>7}" + (f"{'seconds':>9}" if timed else "")]
+    for name, m in summary.items():
+        lines.append(f"{name:<{name_width}}{m['pearson']:>9.3f}{m['spearman']:>10.3f}{m['rel@1']:>8.3f}{m['hit@1']:>7.3f}"
+                     + (f"{m['seconds']:>9.1f}" if timed else ""))
     return "\n".join(lines)
 
 
@@ -312,7 +315,7 @@ def run_benchmark(
     results = leave_one_dataset_out(zoo, methods, targets, exclude_from_training=excluded, progress=say, jobs=jobs)
     lodo_seconds = time.perf_counter() - t_lodo
     summary = summarise(results)
-    print(_table(summary), flush=True)
+    print(metrics_table(summary), flush=True)
     ceiling = neighbour_ceiling(zoo, targets, exclude_from_training=excluded)
     say(f"ceiling of neighbour transfer (an oracle that reads the target's results, not a method): "
         f"pearson {ceiling['pearson']:.3f}, rel@1 {ceiling['rel@1']:.3f}, hit@1 {ceiling['hit@1']:.3f}")

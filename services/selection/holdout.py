@@ -162,7 +162,6 @@ def evaluate(data_dir: Path, journal: Path, *, say: Callable[[str], None] = prin
 
 
 def table(report: dict[str, Any]) -> str:
-    lines = [f"{'method':36s} pearson  spearman   rel@1  hit@1"]
-    for name, m in report["methods"].items():
-        lines.append(f"{name:36s} {m['pearson']:7.3f}  {m['spearman']:8.3f}  {m['rel@1']:6.3f}  {m['hit@1']:5.3f}")
-    return "\n".join(lines)
+    from services.selection.bench import metrics_table
+
+    return metrics_table(report["methods"], name_width=36)

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from .records import Zoo
+from .similarity import comparable_coverage
 
 MODEL_NUMERIC = ("num_parameters", "resolution", "output_shape", "pretrain_accuracy", "pretrain_labels", "memory")
 
@@ -220,8 +221,6 @@ def coverage_table(zoo: Zoo) -> pd.DataFrame:
 def pretraining_coverage_of(zoo: Zoo, profile) -> dict[str, float]:
     """A profile's coverage divergence by each model's profiled pretraining set (a dataset of the
     zoo, reference -> divergence); sets profiled with other encoders (another layout) are left out."""
-    from .similarity import comparable_coverage
-
     out = {}
     for ref in sorted({m.pretraining_data for m in zoo.models.values() if m.pretraining_data}):
         row = zoo.datasets.get(ref)

@@ -102,12 +102,19 @@ def kriging_weights(rho: Correlogram, to_target: np.ndarray, among: np.ndarray) 
     return np.linalg.lstsq(A, rhs, rcond=None)[0][:n]
 
 
+def filled_with_model_means(X: np.ndarray, empty: float = np.nan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(each row's mean over its finite entries, NaN for a row with none; the mean each row is filled
+    with, the global mean for a row with none, `empty` when X has no finite entry at all; X with
+    every missing entry so filled). Rows are models, columns datasets."""
+    have = np.isfinite(X)
+    cnt = have.sum(axis=1)
+    mean = np.where(cnt > 0, np.where(have, X, 0.0).sum(axis=1) / np.maximum(cnt, 1), np.nan)
+    fill = np.where(np.isfinite(mean), mean, float(np.nanmean(X)) if have.any() else empty)
+    return mean, fill, np.where(have, X, fill[:, None])
+
+
 def kriged(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Each row of X (a model's normalised quality on the known datasets) combined with the
     weights; a missing entry stands in as the model's mean over its other results (the global
     mean for a model with none), as best-on-average would."""
-    have = np.isfinite(X)
-    cnt = have.sum(axis=1)
-    mean = np.where(cnt > 0, np.where(have, X, 0.0).sum(axis=1) / np.maximum(cnt, 1), np.nan)
-    mean = np.where(np.isfinite(mean), mean, np.nanmean(X) if have.any() else np.nan)
-    return np.where(have, X, mean[:, None]) @ weights
+    return filled_with_model_means(X)[2] @ weights

@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from .graph import GraphTables, derived_from, memo, tables_from_zoo
-from .kriging import Correlogram, column_correlations, fit_correlogram, kriged, kriging_weights
+from .kriging import Correlogram, column_correlations, filled_with_model_means, fit_correlogram, kriged, kriging_weights
 from .records import Zoo, flag_degenerate
 from .similarity import distance_to_weight
 
@@ -122,12 +122,8 @@ def low_rank_factors(X: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray, 
     M, C = X.shape
     if C == 0:
         return np.full(M, np.nan), np.zeros((M, 0)), np.zeros((0, 0))
-    have = np.isfinite(X)
-    cnt = have.sum(axis=1)
-    mu = np.where(cnt > 0, np.where(have, X, 0).sum(axis=1) / np.maximum(cnt, 1), np.nan)
-    g = float(np.nanmean(X)) if have.any() else 0.0
-    mu_f = np.where(np.isfinite(mu), mu, g)
-    F = np.where(have, X, mu_f[:, None]) - mu_f[:, None]
+    mu, mu_f, filled = filled_with_model_means(X, empty=0.0)
+    F = filled - mu_f[:, None]
     r = max(0, min(rank, C - 1, M))
     if r == 0:
         return mu, np.zeros((M, 0)), np.zeros((C, 0))

@@ -18,7 +18,7 @@ import numpy as np
 
 from .mc.evaluate import (
     best_on_average, leave_one_dataset_out, lgbm_without_graph, nearest_dataset, nearest_pretraining, random_method,
-    neighbour_ceiling, paired_comparison, ranker_method, similarity_weighted, summarise,
+    oracle_ceilings, paired_comparison, ranker_method, similarity_weighted, summarise,
 )
 from .mc.predictor import FAMILIES, Ranker, RankerConfig
 from .mc.records import load_benchmark_dir, load_published
@@ -316,9 +316,10 @@ def run_benchmark(
     lodo_seconds = time.perf_counter() - t_lodo
     summary = summarise(results)
     print(metrics_table(summary), flush=True)
-    ceiling = neighbour_ceiling(zoo, targets, exclude_from_training=excluded)
-    say(f"ceiling of neighbour transfer (an oracle that reads the target's results, not a method): "
-        f"pearson {ceiling['pearson']:.3f}, rel@1 {ceiling['rel@1']:.3f}, hit@1 {ceiling['hit@1']:.3f}")
+    ceilings = oracle_ceilings(zoo, targets, exclude_from_training=excluded)
+    say("ceilings (oracles that read the target's results, not methods; see evaluate.oracle_ceilings):")
+    for name, c in ceilings.items():
+        say(f"  {name:24s} pearson {c['pearson']:.3f}, rel@1 {c['rel@1']:.3f}, hit@1 {c['hit@1']:.3f}")
     payload = {
         "methods": summary,
         "primary": PRIMARY,
@@ -334,7 +335,7 @@ def run_benchmark(
             k: all(summary[PRIMARY][k] > summary[b][k] for b in BASELINES if b in summary) for k in ("pearson", "rel@1")
         } if PRIMARY in summary else None,
         "import_report": report.to_dict(),
-        "ceiling": {"oracle_nearest_dataset": ceiling},
+        "ceiling": ceilings,
     }
     if PRIMARY in summary:
         payload["paired"] = paired_comparisons(summary, load_published(data_dir))

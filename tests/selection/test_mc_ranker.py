@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from services.selection.mc.evaluate import leave_one_dataset_out, random_method, ranker_method, selection_metrics
+from services.selection.mc.evaluate import (
+    best_on_average, leave_one_dataset_out, random_method, ranker_method, selection_metrics, similarity_weighted,
+)
 from services.selection.mc.graph import tables_from_zoo
 from services.selection.mc.predictor import Ranker, RankerConfig
 from services.selection.mc.records import DatasetRow, ModelRow, ResultRow, SimilarityRow, Zoo
@@ -453,7 +455,7 @@ def test_top_blend_puts_its_own_pick_first_and_keeps_the_main_order_below():
 
 
 def test_neighbour_ceiling_finds_a_dataset_that_mirrors_the_target():
-    from services.selection.mc.evaluate import nearest_dataset, neighbour_ceiling
+    from services.selection.mc.evaluate import nearest_dataset, oracle_ceilings
 
     zoo, _ = make_zoo(n_models=10)
     # a far-away copy of d2: the oracle reads the target's results and finds it; similarity does not
@@ -462,10 +464,46 @@ def test_neighbour_ceiling_finds_a_dataset_that_mirrors_the_target():
     zoo.results += copy
     for d, x in POS.items():
         zoo.similarities.append(SimilarityRow("d2copy", d, 50.0 + x, "line"))
-    ceiling = neighbour_ceiling(zoo, ["d2"])
+    ceilings = oracle_ceilings(zoo, ["d2"])
+    ceiling = ceilings["oracle_nearest_dataset"]
     assert ceiling["hit@1"] == 1.0 and ceiling["rel@1"] == pytest.approx(1.0) and ceiling["pearson"] > 0.99
     res = leave_one_dataset_out(zoo, {"nn": nearest_dataset}, ["d2"])
     assert res["nn"]["d2"].metrics["pearson"] < ceiling["pearson"]
+    # every temperature's similarity weighting is bounded by the per-metric best one
+    tau = ceilings["oracle_similarity_tau"]
+    res = leave_one_dataset_out(zoo, {"sw": similarity_weighted, "boa": best_on_average}, ["d2"])
+    for name in ("sw", "boa"):
+        for k in ("pearson", "spearman", "rel@1", "hit@1"):
+            assert res[name]["d2"].metrics[k] <= tau[k] + 1e-12
+
+
+def _two_dataset_zoo(target_truth: dict[str, float]) -> Zoo:
+    """Models A..D on two known datasets: A best on d1, B on d2, C second on both (first under equal
+    weights), D below C on both (first under no weighting at all). The target holds `target_truth`."""
+    known = {"d1": {"A": 1.0, "B": 0.0, "C": 0.6, "D": 0.5}, "d2": {"A": 0.0, "B": 1.0, "C": 0.6, "D": 0.5}}
+    z = Zoo()
+    for m in "ABCD":
+        z.models[m] = ModelRow(name=m)
+    for d, values in {**known, "t": target_truth}.items():
+        z.datasets[d] = DatasetRow(name=d, size=100.0)
+        z.results += [ResultRow(m, d, "eval_accuracy", 0.5 + 0.4 * v) for m, v in values.items()]
+    z.similarities += [SimilarityRow("t", "d1", 1.0, "x"), SimilarityRow("t", "d2", 1.0, "x"), SimilarityRow("d1", "d2", 1.0, "x")]
+    return z
+
+
+def test_convex_weighting_ceiling_finds_a_pick_weights_can_make_and_no_other():
+    from services.selection.mc.evaluate import oracle_ceilings
+
+    # B truly best: weighting d2 alone puts it first, though equal weights pick C
+    zoo = _two_dataset_zoo({"A": 0.2, "B": 1.0, "C": 0.5, "D": 0.1})
+    assert int(np.argmax(best_on_average(tables_from_zoo(zoo), "t", ["d1", "d2"]))) == 2
+    convex = oracle_ceilings(zoo, ["t"])["oracle_convex_weights"]
+    assert convex["rel@1"] == pytest.approx(1.0) and convex["hit@1"] == 1.0
+    # D truly best, B next: C beats D under every weighting, so the bound is B's quality over D's
+    zoo = _two_dataset_zoo({"A": 0.2, "B": 0.9, "C": 0.5, "D": 1.0})
+    convex = oracle_ceilings(zoo, ["t"])["oracle_convex_weights"]
+    assert convex["rel@1"] == pytest.approx((0.5 + 0.4 * 0.9) / (0.5 + 0.4 * 1.0)) and convex["hit@1"] == 0.0
+    assert np.isnan(convex["pearson"])
 
 
 def test_ranker_chooses_the_informative_similarity_method_by_inner_cv():

@@ -14,8 +14,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 from scipy import stats
+from scipy.optimize import linprog
 
 from .graph import GraphTables, tables_from_zoo
+from .kriging import filled_with_model_means
 from .predictor import TAUS, Ranker, RankerConfig, evidence_score, pretraining_distance, relative_quality
 from .records import Zoo
 
@@ -209,18 +211,31 @@ def _worker_target(target: str) -> dict[str, TargetResult]:
     return _WORKER.target(target)
 
 
-def neighbour_ceiling(zoo: Zoo, targets: Sequence[str], *, exclude_from_training: Sequence[str] = ()) -> dict:
-    """What transfer from one other dataset can reach at best: an ORACLE, not a method.
+ORACLE_TAUS = tuple(float(t) for t in np.geomspace(0.02, 20.0, 31)) + (float("inf"),)  # relative, as TAUS
 
-    Per target, each model's normalised quality on the training dataset whose results correlate best
-    (pearson) with the target's own hidden results, i.e. nearest-dataset transfer under a perfect
-    similarity. It reads the target's truth to choose that dataset, so it only bounds what a better
-    dataset similarity could give the neighbour-based methods; a goal above it asks for more than
-    the records of the other datasets hold for neighbour transfer.
+
+def oracle_ceilings(zoo: Zoo, targets: Sequence[str], *, exclude_from_training: Sequence[str] = ()) -> dict[str, dict]:
+    """What the other datasets' records allow at best: ORACLES that read the target's hidden
+    results, never methods. Each bounds a family of methods; a goal above a bound asks for more
+    than that family can get from these records, whatever its similarity or its weights.
+
+    - ``oracle_nearest_dataset``: each model's normalised quality on the training dataset whose
+      results correlate best (pearson) with the target's own, i.e. nearest-dataset transfer under
+      a perfect similarity.
+    - ``oracle_similarity_tau``: the similarity-weighted evidence (``evidence_score``) at each
+      temperature of ORACLE_TAUS (best-on-average is the infinite one); per target and per metric
+      the best temperature's value. It bounds every choice of temperature, inner CV included.
+    - ``oracle_convex_weights``: rel@1 and hit@1 of the truly best model that some weighting of the
+      training datasets (weights >= 0, summing to 1, missing results filled with the model's mean as
+      kriging does) ranks first, found by one linear program per model in order of truth. It bounds
+      every method whose score is a weighted mean of the other datasets' results: kriging,
+      similarity weighting, best-on-average. (The order of all candidates under such weights is not
+      a linear problem, so pearson and spearman are left out.)
     """
     truth_tables = tables_from_zoo(zoo)
     excluded = set(exclude_from_training)
-    per: dict[str, TargetResult] = {}
+    per: dict[str, dict[str, TargetResult]] = {"oracle_nearest_dataset": {}, "oracle_similarity_tau": {},
+                                                "oracle_convex_weights": {}}
     for target in targets:
         t0 = time.perf_counter()
         tables = tables_from_zoo(zoo.without_results_of([target]))
@@ -233,18 +248,57 @@ def neighbour_ceiling(zoo: Zoo, targets: Sequence[str], *, exclude_from_training
             ok = m.sum() >= 3 and np.std(X[m, j]) > 0 and np.std(truth[m]) > 0
             corr.append(float(np.corrcoef(X[m, j], truth[m])[0, 1]) if ok else -np.inf)
         score = X[:, int(np.argmax(corr))] if corr else np.full(len(truth), np.nan)
-        per[target] = TargetResult(selection_metrics(np.nan_to_num(score, nan=-1.0), truth), time.perf_counter() - t0)
-    return summarise({"oracle_nearest_dataset": per})["oracle_nearest_dataset"]
+        per["oracle_nearest_dataset"][target] = TargetResult(selection_metrics(np.nan_to_num(score, nan=-1.0), truth),
+                                                             time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        by_tau = [selection_metrics(evidence_score(tables, target, train, tau), truth) for tau in ORACLE_TAUS]
+        per["oracle_similarity_tau"][target] = TargetResult(
+            {k: float(np.nanmax([m[k] for m in by_tau])) for k in by_tau[0]}, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        rel = convex_weighting_ceiling(X, truth)
+        per["oracle_convex_weights"][target] = TargetResult(
+            {"pearson": float("nan"), "spearman": float("nan"), "rel@1": rel, "hit@1": float(rel >= 1.0 - 1e-12)},
+            time.perf_counter() - t0)
+    return summarise(per)
+
+
+def convex_weighting_ceiling(X: np.ndarray, truth: np.ndarray) -> float:
+    """relative_quality of the truly best model that some convex weighting of X's columns (models x
+    datasets, normalised quality, NaN where missing) puts strictly first among the models with a
+    truth. Per model, in order of truth, a linear program maximises its smallest lead over the
+    others (variables: the weights and the lead); the first with a positive lead is the bound."""
+    have = np.isfinite(truth)
+    if have.sum() < 2 or X.shape[1] == 0:
+        return float("nan")
+    F, t = filled_with_model_means(X)[2][have], truth[have]
+    if not np.isfinite(F).all():
+        F = np.nan_to_num(F, nan=-1.0)
+    n = F.shape[1]
+    for m in np.argsort(-t, kind="stable"):
+        others = np.delete(np.arange(len(t)), m)
+        # (F[o] - F[m]) . w + lead <= 0 for every other model o; maximise the lead
+        fit = linprog(c=np.r_[np.zeros(n), -1.0], A_ub=np.hstack([F[others] - F[m], np.ones((len(others), 1))]),
+                      b_ub=np.zeros(len(others)), A_eq=np.r_[np.ones(n), 0.0][None], b_eq=[1.0],
+                      bounds=[(0, None)] * n + [(None, None)], method="highs")
+        if fit.status == 0 and -fit.fun > 1e-9:
+            return float(relative_quality(t[m], t))
+    return float("nan")
 
 
 def summarise(results: dict[str, dict[str, TargetResult]]) -> dict[str, dict]:
     summary = {}
     for name, per in results.items():
         keys = ("pearson", "spearman", "rel@1", "hit@1")
-        summary[name] = {k: float(np.nanmean([r.metrics[k] for r in per.values()])) for k in keys}
+        summary[name] = {k: _mean_of_finite([r.metrics[k] for r in per.values()]) for k in keys}
         summary[name]["seconds"] = float(sum(r.seconds for r in per.values()))
         summary[name]["per_target"] = {t: {**r.metrics, "seconds": r.seconds} for t, r in per.items()}
     return summary
+
+
+def _mean_of_finite(values) -> float:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
 
 
 def paired_comparison(a: dict[str, float], b: dict[str, float], *, confidence: float = 0.95,

@@ -162,6 +162,12 @@ def keys_create(scope: Annotated[str, typer.Option(help="read | write | admin")]
     _print_new_key(scope, name)
 
 
+def _share(value: float) -> float:
+    if not 0.0 < value <= 1.0:
+        raise typer.BadParameter(f"{value} is not in (0, 1]")
+    return value
+
+
 @bench_app.command("selection")
 def bench_selection(
     data: Annotated[Path, typer.Option(help="A directory in the TransferGraph benchmark format.")],
@@ -175,6 +181,10 @@ def bench_selection(
     drop_degenerate: Annotated[bool, typer.Option(help="Drop datasets flagged degenerate.")] = False,
     jobs: Annotated[int, typer.Option(min=0, help="Worker processes over the targets (one torch thread "
                                                   "each; same results); 0: one per CPU core.")] = 0,
+    keep_fraction: Annotated[float, typer.Option(callback=_share, help=(
+        "Share of the other datasets' results the methods see, each (model, dataset) pair drawn by "
+        "--keep-seed: sparse records, as a real matching graph has."))] = 1.0,
+    keep_seed: Annotated[int, typer.Option(help="Which pairs --keep-fraction keeps.")] = 0,
 ) -> None:
     """Leave-one-dataset-out evaluation of M&C against the baselines."""
     import os
@@ -189,7 +199,8 @@ def bench_selection(
         raise typer.BadParameter(str(exc)) from exc
     run_benchmark(data_dir=data, targets=targets, similarity=similarity, out=out, latency=latency,
                   gateway_latency_fn=_gateway_rank_latency if latency else None, ablations=chosen or ablations,
-                  drop_degenerate=drop_degenerate, jobs=jobs or os.cpu_count() or 1)
+                  drop_degenerate=drop_degenerate, jobs=jobs or os.cpu_count() or 1, keep_fraction=keep_fraction,
+                  keep_seed=keep_seed)
 
 
 def _gateway_rank_latency(zoo, ranker, target: str, candidates: list[str]) -> dict:

@@ -79,6 +79,31 @@ def test_leave_one_out_hides_every_record_of_the_target():
     np.testing.assert_allclose(seen[0], seen[1])
 
 
+def test_sparse_records_hide_a_share_of_the_training_results_but_none_of_the_truth():
+    from services.selection.mc.evaluate import sparse_training_zoo
+
+    zoo, _ = make_zoo(n_models=30)
+    sparse = sparse_training_zoo(zoo, 0.4, seed=1)
+    kept = {(r.model, r.dataset) for r in sparse.results}
+    assert 0.3 < len(kept) / len(zoo.results) < 0.5 and sparse.models == zoo.models
+    assert {(r.model, r.dataset) for r in sparse_training_zoo(zoo, 0.4, seed=1).results} == kept  # drawn, not random
+    assert {(r.model, r.dataset) for r in sparse_training_zoo(zoo, 0.4, seed=2).results} != kept
+    assert sparse_training_zoo(zoo, 1.0) is zoo
+    seen = []
+
+    def spy(tables, target, train):
+        shown = {(m, d) for d in tables.datasets for m in tables.models if np.isfinite(tables.quality.loc[m, d])}
+        seen.append((target, shown, train))
+        return np.arange(len(tables.models), dtype=float)
+
+    res = leave_one_dataset_out(zoo, {"spy": spy}, ["d3", "d5"], keep_fraction=0.4, keep_seed=1)
+    for target, shown, train in seen:
+        assert shown == {p for p in kept if p[1] != target} and target not in train
+    # scored on every model's result on the target, not on the kept ones
+    truth = tables_from_zoo(zoo).quality["d3"].to_numpy()
+    assert res["spy"]["d3"].metrics == selection_metrics(np.arange(len(truth), dtype=float), truth)
+
+
 def test_targets_in_worker_processes_give_the_serial_results_in_target_order():
     zoo, _ = make_zoo()
     methods = {"random": random_method(3), "mc": ranker_method(FAST)}
@@ -266,6 +291,24 @@ def test_chosen_ablations_run_beside_the_primary_and_are_compared_with_it(monkey
         out["methods"][bench.PRIMARY]["rel@1"] - out["methods"]["variant"]["rel@1"])
     with pytest.raises(ValueError, match="unknown ablations"):
         bench.run_benchmark(data_dir=tmp_path, targets="d3", ablations=["nope"], progress=lambda s: None)
+
+
+def test_bench_on_sparse_records_reports_the_share_and_leaves_published_numbers_out(monkeypatch, tmp_path):
+    from services.selection import bench
+
+    zoo, _ = make_zoo()
+    write_benchmark_dir(zoo, tmp_path)
+    (tmp_path / "published").mkdir()
+    (tmp_path / "published" / "pearson_correlation.csv").write_text(",d3,average\nstrong,0.9,0\n")
+    monkeypatch.setattr(bench, "default_methods", lambda: {"random": random_method(0), bench.PRIMARY: ranker_method(FAST)})
+    full = bench.run_benchmark(data_dir=tmp_path, targets="d3", progress=lambda s: None)
+    out = bench.run_benchmark(data_dir=tmp_path, targets="d3", keep_fraction=0.3, keep_seed=4, progress=lambda s: None)
+    assert (out["keep_fraction"], out["keep_seed"]) == (0.3, 4) and full["keep_fraction"] == 1.0
+    assert "published" in full["paired"] and "published" not in out["paired"]
+    assert out["methods"][bench.PRIMARY]["per_target"]["d3"]["pearson"] != full["methods"][bench.PRIMARY]["per_target"]["d3"]["pearson"]
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="keep_fraction"):
+            bench.run_benchmark(data_dir=tmp_path, targets="d3", keep_fraction=bad, progress=lambda s: None)
 
 
 def write_benchmark_dir(zoo, path):
@@ -815,3 +858,20 @@ def test_a_coverage_row_decides_the_pretraining_distance_the_baseline_and_an_inl
     assert by_model["s2"]["pretraining_data_distance"] == pytest.approx(np.log1p(0.2))
     plain = ranker.rank(zoo, "fresh2", distances=distances, k=None)
     assert plain[0].evidence["pretraining_data_measure"] == "similarity"
+
+
+def test_cli_passes_the_share_of_records_through_and_refuses_one_out_of_range(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from services.cli import app
+    from services.selection import bench
+
+    calls = []
+    monkeypatch.setattr(bench, "run_benchmark", lambda **kw: calls.append(kw))
+    runner = CliRunner()
+    ok = runner.invoke(app, ["bench", "selection", "--data", str(tmp_path), "--keep-fraction", "0.3", "--keep-seed", "2"])
+    assert ok.exit_code == 0, ok.output
+    assert (calls[0]["keep_fraction"], calls[0]["keep_seed"]) == (0.3, 2)
+    for bad in ("0", "1.2"):
+        assert runner.invoke(app, ["bench", "selection", "--data", str(tmp_path), "--keep-fraction", bad]).exit_code == 2
+    assert len(calls) == 1

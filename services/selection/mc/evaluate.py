@@ -132,6 +132,19 @@ def lgbm_without_graph() -> Method:
 # ---------------------------------------------------------------- harness
 
 
+def sparse_training_zoo(zoo: Zoo, keep_fraction: float, seed: int = 0) -> Zoo:
+    """The zoo with each (model, dataset) result kept with probability `keep_fraction`: how the
+    methods hold up on a sparse matching graph, as a real one is (nobody fine-tunes every model on
+    every dataset). A pair's fate is drawn from a hash of (seed, model, dataset), so it is the same
+    in every process, for every target and for every method. Models and datasets stay."""
+    if keep_fraction >= 1.0:
+        return zoo
+    z = zoo.copy()
+    z.results = [r for r in zoo.results
+                 if zlib.crc32(f"{seed}\x1f{r.model}\x1f{r.dataset}".encode()) < keep_fraction * 2 ** 32]
+    return z
+
+
 @dataclass
 class TargetResult:
     metrics: dict[str, float]
@@ -146,10 +159,14 @@ def leave_one_dataset_out(
     exclude_from_training: Sequence[str] = (),
     progress: Callable[[str], None] | None = None,
     jobs: int = 1,
+    keep_fraction: float = 1.0,
+    keep_seed: int = 0,
 ) -> dict[str, dict[str, TargetResult]]:
     """Every method on every target, the target's records hidden. Targets are independent and
     seeded, so `jobs` > 1 evaluates them in that many worker processes (spawned, one torch thread
-    each) with the same results; each TargetResult's seconds are its own process's."""
+    each) with the same results; each TargetResult's seconds are its own process's. With
+    `keep_fraction` < 1 the methods see only that share of the other datasets' results
+    (`sparse_training_zoo`); the target is still scored on all of its own."""
     targets = list(targets)
     per_target: dict[str, dict[str, TargetResult]] = {}
 
@@ -164,29 +181,37 @@ def leave_one_dataset_out(
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(max_workers=min(jobs, len(targets)), mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_worker_init, initargs=(zoo, methods, tuple(exclude_from_training))) as pool:
+                                 initializer=_worker_init,
+                                 initargs=(zoo, methods, tuple(exclude_from_training), keep_fraction, keep_seed)) as pool:
             futures = {pool.submit(_worker_target, t): t for t in targets}
             for future in as_completed(futures):
                 done(futures[future], future.result())
     else:
-        harness = _Harness(zoo, methods, tuple(exclude_from_training))
+        harness = _Harness(zoo, methods, tuple(exclude_from_training), keep_fraction, keep_seed)
         for target in targets:
             done(target, harness.target(target))
     return {name: {t: per_target[t][name] for t in targets} for name in methods}
 
 
 class _Harness:
-    """What every target's evaluation shares: the zoo, its full tables (the truth), the methods."""
+    """What every target's evaluation shares: the zoo, its full tables (the truth), the methods, and
+    the zoo the methods learn from (all of it, or a sparse share: sparse_training_zoo)."""
 
-    def __init__(self, zoo: Zoo, methods: dict[str, Method], exclude_from_training: tuple[str, ...]):
+    def __init__(self, zoo: Zoo, methods: dict[str, Method], exclude_from_training: tuple[str, ...],
+                 keep_fraction: float = 1.0, keep_seed: int = 0):
         self.zoo, self.methods, self.excluded = zoo, methods, set(exclude_from_training)
         self.truth_tables = tables_from_zoo(zoo)
+        self.training_zoo = sparse_training_zoo(zoo, keep_fraction, keep_seed)
 
-    def target(self, target: str) -> dict[str, TargetResult]:
-        tables = tables_from_zoo(self.zoo.without_results_of([target]))
+    def tables(self, target: str) -> tuple[GraphTables, list[str], np.ndarray]:
+        """(the tables without the target's results, the training datasets, the target's truth)."""
+        tables = tables_from_zoo(self.training_zoo.without_results_of([target]))
         train = [d for d in tables.datasets if d != target and d not in self.excluded
                  and tables.norm[d].notna().sum() >= 2]
-        truth = self.truth_tables.quality[target].reindex(tables.models).to_numpy(dtype=float)
+        return tables, train, self.truth_tables.quality[target].reindex(tables.models).to_numpy(dtype=float)
+
+    def target(self, target: str) -> dict[str, TargetResult]:
+        tables, train, truth = self.tables(target)
         out = {}
         for name, method in self.methods.items():
             t0 = time.perf_counter()
@@ -198,12 +223,13 @@ class _Harness:
 _WORKER: _Harness | None = None
 
 
-def _worker_init(zoo: Zoo, methods: dict[str, Method], exclude_from_training: tuple[str, ...]) -> None:
+def _worker_init(zoo: Zoo, methods: dict[str, Method], exclude_from_training: tuple[str, ...],
+                 keep_fraction: float, keep_seed: int) -> None:
     import torch
 
     global _WORKER
     torch.set_num_threads(1)
-    _WORKER = _Harness(zoo, methods, exclude_from_training)
+    _WORKER = _Harness(zoo, methods, exclude_from_training, keep_fraction, keep_seed)
 
 
 def _worker_target(target: str) -> dict[str, TargetResult]:
@@ -214,7 +240,8 @@ def _worker_target(target: str) -> dict[str, TargetResult]:
 ORACLE_TAUS = tuple(float(t) for t in np.geomspace(0.02, 20.0, 31)) + (float("inf"),)  # relative, as TAUS
 
 
-def oracle_ceilings(zoo: Zoo, targets: Sequence[str], *, exclude_from_training: Sequence[str] = ()) -> dict[str, dict]:
+def oracle_ceilings(zoo: Zoo, targets: Sequence[str], *, exclude_from_training: Sequence[str] = (),
+                    keep_fraction: float = 1.0, keep_seed: int = 0) -> dict[str, dict]:
     """What the other datasets' records allow at best: ORACLES that read the target's hidden
     results, never methods. Each bounds a family of methods; a goal above a bound asks for more
     than that family can get from these records, whatever its similarity or its weights.
@@ -231,16 +258,15 @@ def oracle_ceilings(zoo: Zoo, targets: Sequence[str], *, exclude_from_training: 
       every method whose score is a weighted mean of the other datasets' results: kriging,
       similarity weighting, best-on-average. (The order of all candidates under such weights is not
       a linear problem, so pearson and spearman are left out.)
+
+    With `keep_fraction` < 1 they read the same sparse records as the methods (leave_one_dataset_out).
     """
-    truth_tables = tables_from_zoo(zoo)
-    excluded = set(exclude_from_training)
+    harness = _Harness(zoo, {}, tuple(exclude_from_training), keep_fraction, keep_seed)
     per: dict[str, dict[str, TargetResult]] = {"oracle_nearest_dataset": {}, "oracle_similarity_tau": {},
                                                 "oracle_convex_weights": {}}
     for target in targets:
         t0 = time.perf_counter()
-        tables = tables_from_zoo(zoo.without_results_of([target]))
-        train = [d for d in tables.datasets if d != target and d not in excluded and tables.norm[d].notna().sum() >= 2]
-        truth = truth_tables.quality[target].reindex(tables.models).to_numpy(dtype=float)
+        tables, train, truth = harness.tables(target)
         X = tables.norm[train].to_numpy(dtype=float)
         corr = []
         for j in range(X.shape[1]):

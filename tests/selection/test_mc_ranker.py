@@ -549,6 +549,16 @@ def test_convex_weighting_ceiling_finds_a_pick_weights_can_make_and_no_other():
     assert np.isnan(convex["pearson"])
 
 
+def test_convex_weighting_ceiling_gives_a_shared_first_place_to_the_oracle():
+    from services.selection.mc.evaluate import convex_weighting_ceiling
+
+    # sparse records: A and B have the same single top result, so no weighting puts either strictly
+    # first; a bound counts the tie, else it would find no model at all
+    X = np.array([[1.0, np.nan], [1.0, np.nan], [0.2, 0.3]])
+    assert convex_weighting_ceiling(X, np.array([0.5, 0.9, 0.7])) == pytest.approx(1.0)
+    assert convex_weighting_ceiling(X, np.array([0.5, 0.6, 1.0])) == pytest.approx(0.6)
+
+
 def test_ranker_chooses_the_informative_similarity_method_by_inner_cv():
     zoo, _ = make_zoo(n_models=10)
     rng = np.random.default_rng(3)

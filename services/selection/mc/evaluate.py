@@ -248,7 +248,7 @@ def oracle_ceilings(zoo: Zoo, targets: Sequence[str], *, exclude_from_training: 
 
     - ``oracle_nearest_dataset``: each model's normalised quality on the training dataset whose
       results correlate best (pearson) with the target's own, i.e. nearest-dataset transfer under
-      a perfect similarity.
+      a perfect similarity (a model without a result there takes the next best-correlated one's).
     - ``oracle_similarity_tau``: the similarity-weighted evidence (``evidence_score``) at each
       temperature of ORACLE_TAUS (best-on-average is the infinite one); per target and per metric
       the best temperature's value. It bounds every choice of temperature, inner CV included.
@@ -273,7 +273,11 @@ def oracle_ceilings(zoo: Zoo, targets: Sequence[str], *, exclude_from_training: 
             m = np.isfinite(X[:, j]) & np.isfinite(truth)
             ok = m.sum() >= 3 and np.std(X[m, j]) > 0 and np.std(truth[m]) > 0
             corr.append(float(np.corrcoef(X[m, j], truth[m])[0, 1]) if ok else -np.inf)
-        score = X[:, int(np.argmax(corr))] if corr else np.full(len(truth), np.nan)
+        # the best-correlated dataset's results; a model without one there takes the next best's, as
+        # nearest_dataset does by distance (the same thing on complete records)
+        score = np.full(len(truth), np.nan)
+        for j in np.argsort(-np.asarray(corr), kind="stable"):
+            score = np.where(np.isnan(score), X[:, j], score)
         per["oracle_nearest_dataset"][target] = TargetResult(selection_metrics(np.nan_to_num(score, nan=-1.0), truth),
                                                              time.perf_counter() - t0)
         t0 = time.perf_counter()
@@ -290,9 +294,11 @@ def oracle_ceilings(zoo: Zoo, targets: Sequence[str], *, exclude_from_training: 
 
 def convex_weighting_ceiling(X: np.ndarray, truth: np.ndarray) -> float:
     """relative_quality of the truly best model that some convex weighting of X's columns (models x
-    datasets, normalised quality, NaN where missing) puts strictly first among the models with a
-    truth. Per model, in order of truth, a linear program maximises its smallest lead over the
-    others (variables: the weights and the lead); the first with a positive lead is the bound."""
+    datasets, normalised quality, NaN where missing) puts first among the models with a truth, a
+    tie for first included (a bound, so ties go the oracle's way: on sparse records two models
+    with the same few results can share the top under every weighting). Per model, in order of
+    truth, a linear program maximises its smallest lead over the others (variables: the weights
+    and the lead); the first whose lead is not negative is the bound."""
     have = np.isfinite(truth)
     if have.sum() < 2 or X.shape[1] == 0:
         return float("nan")
@@ -306,7 +312,7 @@ def convex_weighting_ceiling(X: np.ndarray, truth: np.ndarray) -> float:
         fit = linprog(c=np.r_[np.zeros(n), -1.0], A_ub=np.hstack([F[others] - F[m], np.ones((len(others), 1))]),
                       b_ub=np.zeros(len(others)), A_eq=np.r_[np.ones(n), 0.0][None], b_eq=[1.0],
                       bounds=[(0, None)] * n + [(None, None)], method="highs")
-        if fit.status == 0 and -fit.fun > 1e-9:
+        if fit.status == 0 and -fit.fun >= -1e-12:
             return float(relative_quality(t[m], t))
     return float("nan")
 

@@ -72,9 +72,8 @@ def ablation_methods() -> dict:
         "mc_no_one_se": ranker_method(replace(PRIMARY_CONFIG, one_se=False)),
         "mc_no_monotone": ranker_method(replace(PRIMARY_CONFIG, monotone=False)),
         "mc_no_pretrain_term": ranker_method(replace(PRIMARY_CONFIG, pretrain_grid=(0.0,))),
-        # the pretraining match allowed to outweigh the evidence (2x, 4x the anchor's weight): on
-        # sparse zoo records the inner CV chose the grid's edge, p = 1
-        "mc_pretrain_wide": ranker_method(replace(PRIMARY_CONFIG, pretrain_grid=(0.0, 0.25, 0.5, 1.0, 2.0, 4.0))),
+        # the primary before its pretraining weight could outweigh the evidence (p <= 1)
+        "mc_pretrain_narrow": ranker_method(replace(PRIMARY_CONFIG, pretrain_grid=(0.0, 0.25, 0.5, 1.0))),
         # the primary before the top blend: one blend orders all and picks the first; no
         # nearest-dataset correction, no tau 0.25
         "mc_no_top_blend": ranker_method(replace(PRIMARY_CONFIG, top_blend=False, taus=(0.5, 1.0, 2.0),

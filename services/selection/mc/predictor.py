@@ -513,7 +513,10 @@ class RankerConfig:
     blend_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)  # shrinkage weight of the correction (vs the anchor)
     prior_grid: tuple[float, ...] = ()  # unused (kept so stored configs still load)
     graph_grid: tuple[float, ...] = (0.0, 0.25)  # extra weight of the graph score
-    pretrain_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)  # extra weight of the pretraining-data match
+    # extra weight of the pretraining-data match; up to 4x the anchor's, so that it can decide alone
+    # where the results say little (on sparse zoo records the inner CV chose the old edge, p = 1;
+    # complete records choose no more than 1, the same picks and scores on both record sets)
+    pretrain_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
     priors: tuple[str, ...] = ANCHORS  # anchors: best-on-average mean / low-rank collaborative filtering / kriging
     taus: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)  # similarity-weighted evidence as a correction
     # what may correct the anchor: LightGBM, similarity-weighted evidence, nearest-dataset transfer

@@ -126,7 +126,8 @@ def lgbm_without_graph() -> Method:
     the similarity method, as the primary does)."""
     return ranker_method(RankerConfig(families=("model", "dataset", "evidence"), embedding="none", blend_grid=(1.0,), members=1,
                                       corrections=("lgbm",), graph_grid=(0.0,), monotone=False, top_blend=False,
-                                      objective="regression", select_graph_family=False))
+                                      objective="regression", select_graph_family=False,
+                                      pretrain_grid=(0.0, 0.25, 0.5, 1.0)))  # the grid it was measured with
 
 
 # ---------------------------------------------------------------- harness

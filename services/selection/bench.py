@@ -20,7 +20,7 @@ from .mc.evaluate import (
     best_on_average, leave_one_dataset_out, lgbm_without_graph, nearest_dataset, nearest_pretraining, random_method,
     oracle_ceilings, paired_comparison, ranker_method, similarity_weighted, summarise,
 )
-from .mc.predictor import FAMILIES, Ranker, RankerConfig
+from .mc.predictor import FAMILIES, NARROW_PRETRAIN_GRID, Ranker, RankerConfig
 from .mc.records import load_benchmark_dir, load_published
 
 PUBLISHED_TARGETS = ["stanfordcars", "svhn", "caltech101", "pets", "cifar100", "flowers", "smallnorb_label_elevation", "dtd"]
@@ -73,7 +73,7 @@ def ablation_methods() -> dict:
         "mc_no_monotone": ranker_method(replace(PRIMARY_CONFIG, monotone=False)),
         "mc_no_pretrain_term": ranker_method(replace(PRIMARY_CONFIG, pretrain_grid=(0.0,))),
         # the primary before its pretraining weight could outweigh the evidence (p <= 1)
-        "mc_pretrain_narrow": ranker_method(replace(PRIMARY_CONFIG, pretrain_grid=(0.0, 0.25, 0.5, 1.0))),
+        "mc_pretrain_narrow": ranker_method(replace(PRIMARY_CONFIG, pretrain_grid=NARROW_PRETRAIN_GRID)),
         # the primary before the top blend: one blend orders all and picks the first; no
         # nearest-dataset correction, no tau 0.25
         "mc_no_top_blend": ranker_method(replace(PRIMARY_CONFIG, top_blend=False, taus=(0.5, 1.0, 2.0),
@@ -292,6 +292,8 @@ def run_benchmark(
 ) -> dict:
     import torch
 
+    if not 0.0 < keep_fraction <= 1.0:  # before the data is loaded
+        raise ValueError(f"keep_fraction must be in (0, 1], not {keep_fraction}")
     torch.set_num_threads(1)
     say = progress or (lambda s: print(s, file=sys.stderr, flush=True))
     t_start = time.perf_counter()
@@ -316,8 +318,6 @@ def run_benchmark(
     if excluded:
         say(f"excluded from training (degenerate): {', '.join(excluded)}")
     t_lodo = time.perf_counter()
-    if not 0.0 < keep_fraction <= 1.0:
-        raise ValueError(f"keep_fraction must be in (0, 1], not {keep_fraction}")
     sparse = {"keep_fraction": keep_fraction, "keep_seed": keep_seed}
     if keep_fraction < 1.0:
         say(f"sparse records: the methods see {keep_fraction:.0%} of the other datasets' results (seed {keep_seed})")

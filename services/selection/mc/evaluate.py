@@ -18,7 +18,9 @@ from scipy.optimize import linprog
 
 from .graph import GraphTables, tables_from_zoo
 from .kriging import filled_with_model_means
-from .predictor import TAUS, Ranker, RankerConfig, evidence_score, pretraining_distance, relative_quality
+from .predictor import (
+    NARROW_PRETRAIN_GRID, TAUS, Ranker, RankerConfig, evidence_score, pretraining_distance, relative_quality,
+)
 from .records import Zoo
 
 Method = Callable[[GraphTables, str, list[str]], np.ndarray]  # (tables without target results, target, train) -> scores
@@ -127,7 +129,7 @@ def lgbm_without_graph() -> Method:
     return ranker_method(RankerConfig(families=("model", "dataset", "evidence"), embedding="none", blend_grid=(1.0,), members=1,
                                       corrections=("lgbm",), graph_grid=(0.0,), monotone=False, top_blend=False,
                                       objective="regression", select_graph_family=False,
-                                      pretrain_grid=(0.0, 0.25, 0.5, 1.0)))  # the grid it was measured with
+                                      pretrain_grid=NARROW_PRETRAIN_GRID))  # the grid it was measured with
 
 
 # ---------------------------------------------------------------- harness

@@ -66,6 +66,7 @@ TAUS = (0.25, 0.5, 1.0, 2.0, 4.0, float("inf"))  # inf: plain mean (best-on-aver
 RANK_TAUS = (0.5, 2.0)
 CF_RANKS = (1, 2)  # low-rank collaborative-filtering features e_cf1, e_cf2
 CF_TAU = 1.0  # temperature of the target's loading (neighbour-weighted mean of loadings)
+NARROW_PRETRAIN_GRID = (0.0, 0.25, 0.5, 1.0)  # p <= 1: the grid before 2026-11-27's widening
 ANCHORS = ("e_mean", "e_cf1", "e_krig")  # best-on-average / rank-1 collaborative filtering / kriging
 PRIORS = ANCHORS
 

@@ -71,10 +71,15 @@ def best_on_average(tables: GraphTables, target: str, train: list[str]) -> np.nd
 def nearest_dataset(tables: GraphTables, target: str, train: list[str]) -> np.ndarray:
     """Each model's normalised quality on the nearest training dataset it has a result on."""
     dist = tables.distance(target, train)
-    order = [train[i] for i in np.argsort(np.where(np.isfinite(dist), dist, np.inf))]
-    X = tables.norm[order].to_numpy(dtype=float)
-    out = np.full(len(tables.models), np.nan)
-    for j in range(X.shape[1]):
+    X = tables.norm[train].to_numpy(dtype=float)
+    return first_result_in_order(X, np.argsort(np.where(np.isfinite(dist), dist, np.inf)))
+
+
+def first_result_in_order(X: np.ndarray, order: Sequence[int]) -> np.ndarray:
+    """Each row's value in the first column of `order` where it has one (NaN where it has none):
+    transfer from one dataset, a model without a result there taking the next one's."""
+    out = np.full(X.shape[0], np.nan)
+    for j in order:
         out = np.where(np.isnan(out), X[:, j], out)
     return out
 
@@ -276,11 +281,8 @@ def oracle_ceilings(zoo: Zoo, targets: Sequence[str], *, exclude_from_training: 
             m = np.isfinite(X[:, j]) & np.isfinite(truth)
             ok = m.sum() >= 3 and np.std(X[m, j]) > 0 and np.std(truth[m]) > 0
             corr.append(float(np.corrcoef(X[m, j], truth[m])[0, 1]) if ok else -np.inf)
-        # the best-correlated dataset's results; a model without one there takes the next best's, as
-        # nearest_dataset does by distance (the same thing on complete records)
-        score = np.full(len(truth), np.nan)
-        for j in np.argsort(-np.asarray(corr), kind="stable"):
-            score = np.where(np.isnan(score), X[:, j], score)
+        # the best-correlated dataset's results, falling back as nearest_dataset does by distance
+        score = first_result_in_order(X, np.argsort(-np.asarray(corr), kind="stable"))
         per["oracle_nearest_dataset"][target] = TargetResult(selection_metrics(np.nan_to_num(score, nan=-1.0), truth),
                                                              time.perf_counter() - t0)
         t0 = time.perf_counter()

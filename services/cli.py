@@ -206,8 +206,12 @@ def bench_selection(
 def _gateway_rank_latency(zoo, ranker, target: str, candidates: list[str]) -> dict:
     from services.gateway.benchserver import rank_latency_over_http, seeded_server
 
-    with seeded_server(zoo, ranker) as (base, key):
-        return rank_latency_over_http(base, key, {"dataset": target, "candidates": candidates, "k": 10})
+    # the same graph served with compiled LightGBM models (the default) and with LightGBM's own predict
+    with seeded_server(zoo, ranker) as compiled, \
+            seeded_server(zoo, ranker, env={"ATELIER_COMPILE_FORESTS": "false"}) as lightgbm:
+        by_inference = rank_latency_over_http({"compiled": compiled, "lightgbm": lightgbm},
+                                              {"dataset": target, "candidates": candidates, "k": 10})
+    return {"inference": "compiled", **by_inference["compiled"], "by_inference": by_inference}
 
 
 @bench_app.command("zoo-holdout")

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="Torch device for jobs: auto | cpu | cuda.")
     inception_weights: Path | None = Field(None, description="Local Inception weights for FID; unset: offline extractor.")
     clip_path: Path | None = Field(None, description="Local CLIP model folder for dataset profiles.")
+    compile_forests: bool = Field(
+        True, description="Rank with the predictor's LightGBM models compiled by lleaves (same numbers, faster; "
+                          "object code cached in `home`/cache/forests).")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty = closed.")
     rate_limit_per_minute: int = Field(
         1200, ge=0, description="Requests a minute per API key, refilled continuously; 0 turns rate limiting off.")

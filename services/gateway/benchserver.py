@@ -70,6 +70,11 @@ def seeded_server(zoo, ranker, *, env: dict[str, str] | None = None) -> Iterator
         service.store_zoo(db_session=session, zoo=zoo)
         service.store_version(db_session=session, zoo=zoo, ranker=ranker, config={"source": "bench"})
     engine.dispose()
+    if (env or {}).get("ATELIER_COMPILE_FORESTS", "true").lower() not in ("0", "false", "no"):
+        # what the server compiles after its first rank, done before it starts: it serves compiled at once
+        from services.selection.mc.predictor import Ranker
+
+        Ranker.from_bytes(ranker.to_bytes()).compile_forests(cache_dir=home / ".atelier" / "cache" / "forests")
     try:
         with local_server(home, env=env) as (base, key, _):
             yield base, key
@@ -77,18 +82,25 @@ def seeded_server(zoo, ranker, *, env: dict[str, str] | None = None) -> Iterator
         shutil.rmtree(home, ignore_errors=True)
 
 
-def rank_latency_over_http(base: str, key: str, body: dict, *, calls: int = 200) -> dict:
-    """Sequential p50/p99 of POST /v1/selection/rank through the gateway."""
+def rank_latency_over_http(servers: dict[str, tuple[str, str]], body: dict, *, calls: int = 200) -> dict:
+    """Sequential p50/p99 of POST /v1/selection/rank through the gateway of each named server
+    (base_url, key): call for call in turn, so that every server meets the same machine."""
     import numpy as np
 
-    headers = {"Authorization": f"Bearer {key}"}
-    times = []
-    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
-        first = client.post("/v1/selection/rank", json=body)
-        first.raise_for_status()
+    clients = {name: httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+               for name, (base, key) in servers.items()}
+    times: dict[str, list[float]] = {name: [] for name in servers}
+    try:
+        for client in clients.values():
+            client.post("/v1/selection/rank", json=body).raise_for_status()  # loads the graph
         for _ in range(calls):
-            started = time.perf_counter()
-            client.post("/v1/selection/rank", json=body).raise_for_status()
-            times.append((time.perf_counter() - started) * 1000)
-    return {"calls": calls, "candidates": len(body.get("candidates") or []) or None,
-            "p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+            for name, client in clients.items():
+                started = time.perf_counter()
+                client.post("/v1/selection/rank", json=body).raise_for_status()
+                times[name].append((time.perf_counter() - started) * 1000)
+    finally:
+        for client in clients.values():
+            client.close()
+    return {name: {"calls": calls, "candidates": len(body.get("candidates") or []) or None,
+                   "p50_ms": float(np.percentile(t, 50)), "p99_ms": float(np.percentile(t, 99))}
+            for name, t in times.items()}

@@ -165,9 +165,11 @@ class LatencySetup:
     candidates: list[str]
 
 
-def latency_setup(zoo, *, n_models: int = 1000, seed: int = 0, config: RankerConfig | None = None) -> LatencySetup:
+def latency_setup(zoo, *, n_models: int = 1000, seed: int = 0, config: RankerConfig | None = None,
+                  compile_forests: bool = True) -> LatencySetup:
     """The zoo's models replicated with jittered metadata and results up to n_models; the
-    primary's configuration trained on it with the first dataset hidden."""
+    primary's configuration trained on it with the first dataset hidden, its LightGBM models
+    compiled as the service compiles them (mc.forest; `compile_forests=False` leaves LightGBM)."""
     import copy
 
     from .mc.graph import tables_from_zoo
@@ -194,6 +196,8 @@ def latency_setup(zoo, *, n_models: int = 1000, seed: int = 0, config: RankerCon
     tables = tables_from_zoo(big)
     target = tables.datasets[0]
     ranker = Ranker(config or replace(PRIMARY_CONFIG, inner_folds=3)).fit(tables, hide=[target])
+    if compile_forests:
+        ranker.compile_forests()
     return LatencySetup(big, tables, ranker, target, list(tables.models[:n_models]))
 
 
@@ -214,10 +218,13 @@ def measure_rank_latency(zoo=None, *, n_models: int = 1000, calls: int = 200, se
         memoised for it dropped (the GNN forward pass without its results, its message graph):
         the first rank of such a dataset;
       * warm: that call again (memo kept).
-    Every call recomputes the evidence features and the LightGBM prediction. reference_*: a
-    fixed numpy workload timed the same way between the calls (its p99 / p50 is the machine's own
-    spread). first_call_ms: the very first call on the tables, with the per-tables precompute
-    (done once per data revision). Pass `setup` to reuse a LatencySetup."""
+    Every call recomputes the evidence features and the LightGBM prediction. Each kind is timed with
+    the LightGBM models compiled (what the service serves once mc.forest has compiled them) and
+    with LightGBM's own predict, call for call in turn: `inference` names the served one, whose
+    numbers are the top-level keys; `by_inference` holds both. reference_*: a fixed numpy workload
+    timed the same way between the calls (its p99 / p50 is the machine's own spread).
+    first_call_ms: the very first call on the tables, with the per-tables precompute (done once
+    per data revision). Pass `setup` to reuse a LatencySetup."""
     setup = setup or latency_setup(zoo, n_models=n_models, seed=seed)
     ranker, tables, target, cands = setup.ranker, setup.tables, setup.target, setup.candidates
     rng = np.random.default_rng(seed)
@@ -250,26 +257,48 @@ def measure_rank_latency(zoo=None, *, n_models: int = 1000, calls: int = 200, se
     def existing():
         ranker.rank(tables, other, candidates=cands, k=10)
 
+    members = ranker.members or [ranker]
+    compiled = [m.forest for m in members]
+    inference = {"compiled": compiled} if any(f is not None for f in compiled) else {}
+    inference["lightgbm"] = [None] * len(members)
+
+    def use(name: str) -> None:
+        for m, f in zip(members, inference[name]):
+            m.forest = f
+
+    served = next(iter(inference))
+    use(served)
     tables.__dict__.pop("_memo", None)
     first = timed(lambda: ranker.rank(tables, target, candidates=cands, k=10))
     new_dataset(-1)  # the parent's per-version state (GNN layer states for the shown datasets)
-    cold, existing_cold, reference = [], [], []
-    for i in range(calls):
-        cold.append(timed(lambda: new_dataset(i)))
-        forget()
-        existing_cold.append(timed(existing))
-        reference.append(timed(lambda: _reference_workload(a)))
-    existing()
-    warm = [timed(existing) for _ in range(calls)]
+    times = {name: {"cold": [], "existing_cold": [], "warm": []} for name in inference}
+    reference = []
+    try:
+        for i in range(calls):
+            for name in inference:
+                use(name)
+                times[name]["cold"].append(timed(lambda: new_dataset(i)))
+                forget()
+                times[name]["existing_cold"].append(timed(existing))
+            reference.append(timed(lambda: _reference_workload(a)))
+        existing()
+        for _ in range(calls):
+            for name in inference:
+                use(name)
+                times[name]["warm"].append(timed(existing))
+    finally:
+        use(served)
 
     def pct(v, q):
         return float(np.percentile(v, q))
 
+    def summary(t: dict[str, list[float]]) -> dict[str, float]:
+        return {"p50_ms": pct(t["cold"], 50), "p99_ms": pct(t["cold"], 99),
+                **{f"{kind}_p{q}_ms": pct(t[kind], q) for kind in ("cold", "existing_cold", "warm") for q in (50, 99)}}
+
+    by_inference = {name: summary(t) for name, t in times.items()}
     return {"candidates": len(cands), "calls": calls, "target": target, "existing_dataset": other, "first_call_ms": first,
-            "p50_ms": pct(cold, 50), "p99_ms": pct(cold, 99),
-            "cold_p50_ms": pct(cold, 50), "cold_p99_ms": pct(cold, 99),
-            "existing_cold_p50_ms": pct(existing_cold, 50), "existing_cold_p99_ms": pct(existing_cold, 99),
-            "warm_p50_ms": pct(warm, 50), "warm_p99_ms": pct(warm, 99),
+            "inference": served, **by_inference[served], "by_inference": by_inference,
             "reference_p50_ms": pct(reference, 50), "reference_p99_ms": pct(reference, 99),
             "reference_p99_over_p50": pct(reference, 99) / pct(reference, 50)}
 
@@ -356,11 +385,14 @@ def run_benchmark(
     if latency:
         setup = latency_setup(zoo)
         lat = measure_rank_latency(setup=setup)
-        say(f"rank latency over {lat['candidates']} candidates (p50 / p99 ms): new dataset {lat['cold_p50_ms']:.1f} / "
-            f"{lat['cold_p99_ms']:.1f}; dataset in the tables, first call {lat['existing_cold_p50_ms']:.1f} / "
-            f"{lat['existing_cold_p99_ms']:.1f}; again {lat['warm_p50_ms']:.1f} / {lat['warm_p99_ms']:.1f}; "
-            f"fixed reference workload {lat['reference_p50_ms']:.1f} / {lat['reference_p99_ms']:.1f} "
-            f"(p99/p50 {lat['reference_p99_over_p50']:.2f}); first call on the tables {lat['first_call_ms']:.1f}")
+        say(f"rank latency over {lat['candidates']} candidates (p50 / p99 ms), served with {lat['inference']} "
+            f"LightGBM models; first call on the tables {lat['first_call_ms']:.1f}")
+        for name, t in lat["by_inference"].items():
+            say(f"  {name:9s} new dataset {t['cold_p50_ms']:.1f} / {t['cold_p99_ms']:.1f}; dataset in the tables, "
+                f"first call {t['existing_cold_p50_ms']:.1f} / {t['existing_cold_p99_ms']:.1f}; again "
+                f"{t['warm_p50_ms']:.1f} / {t['warm_p99_ms']:.1f}")
+        say(f"  fixed reference workload {lat['reference_p50_ms']:.1f} / {lat['reference_p99_ms']:.1f} "
+            f"(p99/p50 {lat['reference_p99_over_p50']:.2f})")
         payload["latency"] = {"in_process": lat}
         if gateway_latency_fn is not None:
             payload["latency"]["gateway"] = gateway_latency_fn(setup.zoo, setup.ranker, setup.target, list(setup.candidates))

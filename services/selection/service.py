@@ -6,6 +6,7 @@ import hashlib
 import json
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from services.common.errors import Problem, not_found
+from services.common.settings import get_settings
 from services.selection.mc.records import (
     CoverageRow, DatasetRow, ImportReport, ModelRow, NameMatcher, ResultRow, SimilarityRow, Zoo, parse_coverage_matrix,
     parse_datasets, parse_distance_matrix, parse_models, parse_results,
@@ -406,6 +408,7 @@ class _ZooCache:
             if self._key != key or self._value is None:
                 zoo = load_zoo(db_session=db_session)
                 ranker = Ranker.from_bytes(version.predictor)
+                _compile_forests(ranker)
                 model_ids = dict(db_session.execute(select(Model.name, Model.id)).all())
                 model_names = {**{model_id: name for name, model_id in model_ids.items()}, **{n: n for n in model_ids}}
                 self._value = _Loaded(zoo, tables_from_zoo(zoo), ranker, training_hash(zoo), model_ids, model_names)
@@ -414,6 +417,25 @@ class _ZooCache:
 
 
 _cache = _ZooCache()
+
+
+def forest_cache_dir() -> Path:
+    return get_settings().home / "cache" / "forests"
+
+
+def _compile_forests(ranker) -> threading.Thread | None:
+    """Rank with the ranker's LightGBM models compiled (mc.forest): what is cached on this machine
+    loads now; the rest compiles on a background thread (seconds a model), LightGBM predicting the
+    same numbers meanwhile. Returns that thread, or None when nothing is left to compile."""
+    if not get_settings().compile_forests:
+        return None
+    cache_dir = forest_cache_dir()
+    if ranker.compile_forests(cache_dir=cache_dir, cached_only=True):
+        return None
+    thread = threading.Thread(target=ranker.compile_forests, kwargs={"cache_dir": cache_dir}, name="forest-compile",
+                              daemon=True)
+    thread.start()
+    return thread
 
 
 def latest_version(*, db_session: Session) -> GraphVersion | None:

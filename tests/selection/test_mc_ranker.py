@@ -242,10 +242,13 @@ def test_latency_setup_is_shared_with_the_gateway_measurement(monkeypatch, tmp_p
     lat = bench.measure_rank_latency(setup=setup, calls=5)
     assert lat["candidates"] == 40 and lat["target"] == setup.target and lat["p99_ms"] >= lat["p50_ms"] > 0
     assert all(lat[f"{kind}_p99_ms"] >= lat[f"{kind}_p50_ms"] > 0 for kind in ("cold", "existing_cold", "warm", "reference"))
-    # each cold call ranked a new dataset; the tables keep only the last few
+    # the service's compiled LightGBM models beside LightGBM's own predict, the compiled ones served after
+    assert lat["inference"] == "compiled" and set(lat["by_inference"]) == {"compiled", "lightgbm"}
+    assert lat["by_inference"]["compiled"]["p50_ms"] == lat["p50_ms"] and setup.ranker.forest is not None
+    # each cold call (5 with each inference, one first) ranked a new dataset; the tables keep only the last few
     from services.selection.mc.predictor import RECENT_TARGETS
 
-    assert len(setup.tables.__dict__["_memo"]["recent_targets"]) == min(5 + 1, RECENT_TARGETS)
+    assert len(setup.tables.__dict__["_memo"]["recent_targets"]) == min(2 * 5 + 1, RECENT_TARGETS)
 
     write_benchmark_dir(zoo, tmp_path)
     monkeypatch.setattr(bench, "latency_setup", lambda z, **kw: setup)
@@ -885,3 +888,39 @@ def test_cli_passes_the_share_of_records_through_and_refuses_one_out_of_range(mo
     for bad in ("0", "1.2"):
         assert runner.invoke(app, ["bench", "selection", "--data", str(tmp_path), "--keep-fraction", bad]).exit_code == 2
     assert len(calls) == 1
+
+
+def test_compiled_forests_rank_as_lightgbm_does_and_are_never_stored():
+    from dataclasses import replace
+
+    zoo, _ = make_zoo(n_models=12)
+    tables = tables_from_zoo(zoo.without_results_of(["d5"]))
+    ranker = Ranker(replace(FAST, members=2)).fit(tables, hide=["d5"])
+    inline = {"d4": 1.1, "d6": 0.9, "d2": 3.0}
+    before = ranker.rank(tables, "d5", k=None), ranker.rank(tables, "fresh", k=None, distances=inline)
+    assert ranker.compile_forests() and all(m.forest is not None for m in ranker.members)
+    after = ranker.rank(tables, "d5", k=None), ranker.rank(tables, "fresh", k=None, distances=inline)
+    for old, new in zip(before, after):
+        assert [r.model for r in new] == [r.model for r in old]
+        np.testing.assert_allclose([r.score for r in new], [r.score for r in old], rtol=1e-12, atol=1e-12)
+    back = Ranker.from_bytes(ranker.to_bytes())  # machine code is per machine: not in the artifact
+    assert all(m.forest is None for m in back.members)
+
+
+def test_the_service_compiles_a_loaded_ranker_in_the_background_and_reuses_its_cache(tmp_path, monkeypatch):
+    from services.common.settings import Settings
+    from services.selection import service
+
+    zoo, _ = make_zoo(n_models=10)
+    blob = Ranker(FAST).fit(zoo, hide=["d7"]).to_bytes()
+    monkeypatch.setattr(service, "get_settings", lambda: Settings(home=tmp_path, compile_forests=False))
+    off = Ranker.from_bytes(blob)
+    assert service._compile_forests(off) is None and off.forest is None  # switched off: LightGBM predicts
+    monkeypatch.setattr(service, "get_settings", lambda: Settings(home=tmp_path))
+    first = Ranker.from_bytes(blob)
+    thread = service._compile_forests(first)
+    assert thread is not None  # nothing cached: compiled off the request path
+    thread.join(timeout=120)
+    assert first.forest is not None and first.forest.cache_file.parent == service.forest_cache_dir()
+    again = Ranker.from_bytes(blob)
+    assert service._compile_forests(again) is None and again.forest is not None  # loaded from the cache at once

@@ -44,6 +44,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -482,18 +483,25 @@ def _prediction_chunks(model, X: np.ndarray):
     return booster, np.array_split(X, chunks)
 
 
-def _predict_later(model, X: np.ndarray) -> Callable[[], np.ndarray]:
+def _predict_later(model, X: np.ndarray, forest=None) -> Callable[[], np.ndarray]:
     """_predict started on the prediction threads; calling the result waits for it and returns
     the same array. The caller computes something else meanwhile (the next ensemble member's graph
-    score: Python and small torch calls, while LightGBM's C call runs without the GIL)."""
+    score: Python and small torch calls, while LightGBM's C call runs without the GIL). A compiled
+    forest (forest.CompiledForest) predicts at once: a thread hand-off would cost about what it saves."""
+    if forest is not None:
+        done = forest.predict(X)
+        return lambda: done
     booster, parts = _prediction_chunks(model, X)
     futures = [_pool().submit(booster.predict, part, num_threads=1) for part in parts]
     return lambda: np.concatenate([f.result() for f in futures])
 
 
-def _predict(model, X: np.ndarray) -> np.ndarray:
+def _predict(model, X: np.ndarray, forest=None) -> np.ndarray:
     """LightGBM prediction on a contiguous float32 matrix, one LightGBM thread per call; a large
-    matrix in row chunks on the shared prediction threads (see PARALLEL_PREDICT_MIN_WORK)."""
+    matrix in row chunks on the shared prediction threads (see PARALLEL_PREDICT_MIN_WORK). With
+    `forest`, the model's compiled form predicts (the same numbers)."""
+    if forest is not None:
+        return forest.predict(X)
     booster, parts = _prediction_chunks(model, X)
     if len(parts) == 1:
         return booster.predict(parts[0], num_threads=1)
@@ -685,6 +693,7 @@ class Ranker:
         self.version: str = ""
         self.cv: dict[str, Any] = {}
         self.members: list[Ranker] = []
+        self.forest = None  # self.model compiled (compile_forests): not stored, built per machine
 
     # ---- training
     def _graph_scores(self, tables: GraphTables, train: Sequence[str], targets: Sequence[str]) -> dict[str, np.ndarray] | None:
@@ -966,7 +975,7 @@ class Ranker:
         when neither of this ranker's blends uses it."""
         if not (self._uses_lgbm(self.blend) or self._uses_lgbm(self.top_blend)):
             return None
-        return _predict_later(self.model, self._lgbm_input(names, F))
+        return _predict_later(self.model, self._lgbm_input(names, F), self.forest)
 
     def _blend_score(self, names: list[str], F: np.ndarray, blend: dict[str, Any] | None = None,
                      memo_: dict | None = None) -> np.ndarray:
@@ -981,7 +990,7 @@ class Ranker:
         if self._uses_lgbm(b):
             memo_ = {} if memo_ is None else memo_
             if "lgbm" not in memo_:
-                memo_["lgbm"] = _z(_predict(self.model, self._lgbm_input(names, F)))
+                memo_["lgbm"] = _z(_predict(self.model, self._lgbm_input(names, F), self.forest))
             score += s * memo_["lgbm"]
         elif s > 0 and b["correction"] in col:
             score += s * _z(F[:, col[b["correction"]]])
@@ -1059,6 +1068,19 @@ class Ranker:
             }))
         return out
 
+    def compile_forests(self, *, cache_dir: Path | None = None, cached_only: bool = False) -> bool:
+        """Compile every member's LightGBM model for rank (forest.compile_forest; `cache_dir` keeps
+        the object code per model and machine). With `cached_only`, only load what is cached. True
+        when every model has its compiled form; a model without one goes on with LightGBM."""
+        from .forest import compile_forest
+
+        ready = True
+        for m in self.members or [self]:
+            if m.model is not None and m.forest is None:
+                m.forest = compile_forest(m.model.booster_, cache_dir=cache_dir, cached_only=cached_only)
+                ready = ready and m.forest is not None
+        return ready
+
     # ---- persistence (graph_versions artifact)
     def to_bytes(self) -> bytes:
         if self.members:
@@ -1069,6 +1091,7 @@ class Ranker:
         state["model_kind"] = type(self.model).__name__ if self.model is not None else None
         state["embedder"] = (type(emb).__name__, emb.to_bytes() if hasattr(emb, "to_bytes") else pickle.dumps(emb)) if emb else None
         state["graph_scores"] = None  # fold-local cache, recomputed at rank time
+        state["forest"] = None  # machine code for this machine only
         return pickle.dumps(state)
 
     @classmethod

@@ -700,7 +700,7 @@ def test_an_encoder_stored_before_its_preprocessing_was_kept_still_ranks_a_new_d
 def test_one_node_convolution_equals_the_pyg_layer_on_that_node(kind, n_sources):
     """The rank-time shortcut for a new dataset's node gives what PyG's layer gives it in a graph
     of its sources and itself (with GAT's self-loop), for random weights and edge attributes."""
-    from services.selection.mc.embed import LinkEncoder, _into_one_node
+    from services.selection.mc.embed import LinkEncoder, _OneNodeLayer
 
     torch.manual_seed(n_sources)
     conv = LinkEncoder(5, 16, kind).convs[0].eval()
@@ -713,8 +713,9 @@ def test_one_node_convolution_equals_the_pyg_layer_on_that_node(kind, n_sources)
     ei = torch.tensor([[*range(n_sources), *([n_sources] if kind == "gat" else [])], [n_sources] * len(w)]).long()
     with torch.no_grad():
         want = conv(torch.cat([sources, h]), ei, **({"edge_attr": w[:, None]} if kind == "gat" else {}))[n_sources:]
-        got = _into_one_node(conv, sources, h, w)
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    got = _OneNodeLayer.of(conv)(sources.numpy(), h.numpy(), w.numpy())
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_a_new_dataset_is_embedded_the_same_through_the_pyg_fallback(monkeypatch):
@@ -730,7 +731,9 @@ def test_a_new_dataset_is_embedded_the_same_through_the_pyg_fallback(monkeypatch
         new = tables.with_target("new", {"d4": 0.6, "d6": 1.4, "d2": 2.5}, {"size": 3000})
         fast = emb.edge_scores(new, visible, ["new"])["new"]
         with monkeypatch.context() as m:
-            m.setattr(embed, "_into_one_node", lambda *a: None)
+            m.setattr(embed._OneNodeLayer, "of", classmethod(lambda cls, conv: None))
+            emb._one_node = None  # read the layers again: none covered
+            assert emb._one_node_net().layers == [None, None]
             slow = emb.edge_scores(tables.with_target("new", {"d4": 0.6, "d6": 1.4, "d2": 2.5}, {"size": 3000}),
                                    visible, ["new"])["new"]
         np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)

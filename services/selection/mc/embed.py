@@ -138,31 +138,94 @@ class _Edges:
         return torch.tensor(np.stack([src, dst]), dtype=torch.long), torch.tensor(w, dtype=torch.float32)
 
 
-def _into_one_node(conv, sources: torch.Tensor, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | None:
-    """One convolution's output (1 x dim) for a single destination node h whose incoming edges come
-    from `sources` (n x dim) and, for GAT, its own self-loop (weight[-1]): what PyG's layer gives
-    that node in a forward pass, computed without its message-passing machinery, which costs
-    ~1 ms a call on a graph of four nodes (the rank-time path; tested against the whole graph's
-    forward pass). None for a layer configuration this does not cover."""
-    from torch_geometric.nn import GATConv, SAGEConv
+def _array(t: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().numpy(), dtype=np.float32)
 
-    if isinstance(conv, GATConv):
-        if conv.lin is None or conv.concat or conv.lin_edge is None or getattr(conv, "res", None) is not None:
-            return None
-        H, C = conv.heads, conv.out_channels
-        x = conv.lin(torch.cat([sources, h])).view(-1, H, C)  # sources, then h (its self-loop)
-        alpha = (x * conv.att_src).sum(-1) + (x[-1:] * conv.att_dst).sum(-1)
-        alpha = alpha + (conv.lin_edge(weight[:, None]).view(-1, H, C) * conv.att_edge).sum(-1)
-        alpha = torch.softmax(torch.nn.functional.leaky_relu(alpha, conv.negative_slope), dim=0)
-        out = (alpha.unsqueeze(-1) * x).sum(0).mean(0, keepdim=True)  # heads averaged (concat=False)
-        return out if conv.bias is None else out + conv.bias
-    if isinstance(conv, SAGEConv):
-        if conv.project or conv.normalize or conv.aggr != "mean":
-            return None
-        mean = sources.mean(0, keepdim=True) if len(sources) else torch.zeros_like(h)
-        out = conv.lin_l(mean)
-        return out + conv.lin_r(h) if conv.root_weight else out
-    return None
+
+@dataclass
+class _OneNodeLayer:
+    """One convolution's output for a single destination node h whose incoming edges come from
+    `sources` (n x dim) and, for GAT, its own self-loop (weight[-1]): what PyG's layer gives that
+    node in a forward pass, in numpy with the layer's weights read once. A new dataset's node is
+    computed this way at rank time: PyG's message passing cost ~1 ms a call on a graph of four
+    nodes, and torch's per-call overhead on such small tensors most of the rest (tested against
+    PyG's layer and against the whole graph's forward pass)."""
+
+    kind: str
+    weight: np.ndarray  # GAT: lin (dim x heads*out); SAGE: lin_l (dim x out)
+    bias: np.ndarray | None
+    att_src: np.ndarray | None = None  # GAT: heads x out
+    att_dst: np.ndarray | None = None
+    att_edge: np.ndarray | None = None  # GAT: per head, the edge attribute's attention (lin_edge . att_edge)
+    negative_slope: float = 0.2
+    root: np.ndarray | None = None  # SAGE: lin_r (dim x out), or None without root weight
+
+    @classmethod
+    def of(cls, conv) -> "_OneNodeLayer | None":
+        """The layer's weights, or None for a layer type or option this does not cover."""
+        from torch_geometric.nn import GATConv, SAGEConv
+
+        if isinstance(conv, GATConv):
+            if (conv.lin is None or conv.lin.bias is not None or conv.concat or conv.lin_edge is None
+                    or conv.lin_edge.bias is not None or getattr(conv, "res", None) is not None):
+                return None
+            H, C = conv.heads, conv.out_channels
+            edge = (_array(conv.lin_edge.weight)[:, 0].reshape(H, C) * _array(conv.att_edge)[0]).sum(-1)
+            return cls("gat", _array(conv.lin.weight).T.copy(), None if conv.bias is None else _array(conv.bias),
+                       _array(conv.att_src)[0], _array(conv.att_dst)[0], edge, float(conv.negative_slope))
+        if isinstance(conv, SAGEConv):
+            if conv.project or conv.normalize or conv.aggr != "mean" or conv.lin_l.bias is None:
+                return None
+            return cls("sage", _array(conv.lin_l.weight).T.copy(), _array(conv.lin_l.bias),
+                       root=_array(conv.lin_r.weight).T.copy() if conv.root_weight else None)
+        return None
+
+    def __call__(self, sources: np.ndarray, h: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        if self.kind == "gat":
+            H, C = self.att_src.shape
+            x = (np.concatenate([sources, h]) @ self.weight).reshape(-1, H, C)  # sources, then h (its self-loop)
+            alpha = (x * self.att_src).sum(-1) + (x[-1] * self.att_dst).sum(-1) + weight[:, None] * self.att_edge
+            alpha = np.where(alpha > 0, alpha, alpha * self.negative_slope)
+            alpha = np.exp(alpha - alpha.max(0))
+            alpha /= alpha.sum(0)
+            out = (alpha[..., None] * x).sum(0).mean(0, keepdims=True)  # heads averaged (concat=False)
+            return out if self.bias is None else out + self.bias
+        mean = sources.mean(0, keepdims=True) if len(sources) else np.zeros_like(h)
+        out = mean @ self.weight + self.bias
+        return out + h @ self.root if self.root is not None else out
+
+
+@dataclass
+class _OneNodeNet:
+    """LinkEncoder's input layer, convolutions (None where PyG must compute) and edge head, in
+    numpy, for scoring one new dataset against every model."""
+
+    inp_weight: np.ndarray
+    inp_bias: np.ndarray
+    layers: list[_OneNodeLayer | None]
+    head_pair: np.ndarray  # the head's first layer, split by its input: hm * hd, hm, hd
+    head_model: np.ndarray
+    head_dataset: np.ndarray
+    head_bias: np.ndarray
+    out_weight: np.ndarray
+    out_bias: float
+
+    @classmethod
+    def of(cls, net: "LinkEncoder") -> "_OneNodeNet":
+        first, last = net.head[0], net.head[2]
+        w1 = _array(first.weight)
+        d = w1.shape[1] // 3
+        return cls(_array(net.inp.weight).T.copy(), _array(net.inp.bias), [_OneNodeLayer.of(c) for c in net.convs],
+                   w1[:, :d].T.copy(), w1[:, d:2 * d].T.copy(), w1[:, 2 * d:].T.copy(), _array(first.bias),
+                   _array(last.weight)[0], float(_array(last.bias)[0]))
+
+    def score(self, hm: np.ndarray, hm_part: np.ndarray, hd: np.ndarray) -> np.ndarray:
+        """LinkEncoder.score of every model state hm (rows) with one dataset state hd; hm_part is
+        hm @ head_model, fixed per graph: head(cat[hm*hd, hm, hd]) = hm @ (hd * W_pair) + hm @ W_model + hd @ W_dataset + b."""
+        z = hm @ (hd[:, None] * self.head_pair) + hm_part + (hd @ self.head_dataset + self.head_bias)
+        from scipy.special import expit  # the logistic function without overflow
+
+        return expit(np.maximum(z, 0) @ self.out_weight + self.out_bias)
 
 
 @dataclass
@@ -220,7 +283,7 @@ class GNNEmbedder:
             loss.backward()
             opt.step()
         self.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        self._netobj = None
+        self._netobj = self._one_node = None
         return self
 
     def _net(self) -> LinkEncoder:
@@ -275,19 +338,36 @@ class GNNEmbedder:
         if self.stats is not None and derived is not None and list(queries) == [derived[1]]:
             parent, name = derived
             if set(shown) <= set(parent.datasets):
-                h = self._new_dataset_state(tables, parent, name, shown)
-                hm = self.layer_states(parent, shown)[-1][: len(tables.models)]
-                return {name: net.score(hm, h.expand_as(hm)).numpy()}
+                return {name: self._new_dataset_scores(tables, parent, name, shown)}
         edges = self._edges(tables)
         h = self.layer_states(tables, shown)[-1]
         hm = h[: edges.M]
         return {q: net.score(hm, h[edges.M + edges.pos[q]].expand_as(hm)).numpy() for q in queries}
 
-    def _new_dataset_state(self, tables: GraphTables, parent: GraphTables, name: str, shown: Sequence[str]) -> torch.Tensor:
-        """The last layer state of `name`, the last dataset of `tables` (= parent + it): its own
-        features and its k nearest shown datasets' cached states in a graph of those k + 1 nodes,
-        the same edges (and GAT self-loop) a forward pass over the whole graph would give it."""
-        net = self._net()
+    def _one_node_net(self) -> _OneNodeNet:
+        fast = getattr(self, "_one_node", None)
+        if fast is None:
+            fast = self._one_node = _OneNodeNet.of(self._net())
+        return fast
+
+    def _parent_arrays(self, parent: GraphTables, shown: Sequence[str]) -> tuple[list[np.ndarray], np.ndarray]:
+        """The parent graph's layer states as arrays and the models' fixed part of the edge head,
+        memoised with the states (per tables, encoder and shown datasets)."""
+        key = ("gnn_arrays", id(self), tuple(shown))
+        cache = parent.__dict__.setdefault("_memo", {})
+        hit = cache.get(key)
+        if hit is None or hit[0] is not self:
+            states = [s.numpy() for s in self.layer_states(parent, shown)]
+            hm = states[-1][: len(parent.models)]
+            hit = cache[key] = (self, states, hm @ self._one_node_net().head_model)
+        return hit[1], hit[2]
+
+    def _new_dataset_scores(self, tables: GraphTables, parent: GraphTables, name: str, shown: Sequence[str]) -> np.ndarray:
+        """Every model's score with `name`, the last dataset of `tables` (= parent + it): its last
+        layer state from its own features and its k nearest shown datasets' cached states, in a
+        graph of those k + 1 nodes, with the same edges (and GAT self-loop) a forward pass over the
+        whole graph would give it."""
+        fast = self._one_node_net()
         pe = self._edges(parent)
         M = len(tables.models)
         row = memo(tables, ("distance_row", name, len(pe.datasets)), lambda: tables.distance(name, pe.datasets))
@@ -296,18 +376,22 @@ class GNNEmbedder:
         n = len(near)
         if self.kind == "gat":  # the self-loop GATConv would add: attribute = mean of the incoming ones
             w = np.append(w, w.mean() if n else 0.0)
-        w = torch.tensor(w, dtype=torch.float32)
-        states = self.layer_states(parent, shown)
-        h = torch.relu(net.inp(dataset_node_features(tables, [name], self.stats)))
-        rows = M + torch.from_numpy(near)
-        for layer, conv in enumerate(net.convs):
-            out = _into_one_node(conv, states[layer][rows], h, w)
-            if out is None:  # a layer type or option _into_one_node does not know: PyG on the small graph
+        w = w.astype(np.float32)
+        states, hm_part = self._parent_arrays(parent, shown)
+        features = memo(tables, ("dataset_row", name, self.stats),
+                        lambda: dataset_node_features(tables, [name], self.stats).numpy())
+        h = np.maximum(features @ fast.inp_weight + fast.inp_bias, 0)
+        rows = M + near
+        for layer, one_node in enumerate(fast.layers):
+            if one_node is not None:
+                out = one_node(states[layer][rows], h, w)
+            else:  # a layer type or option _OneNodeLayer does not cover: PyG on the small graph
                 ei = torch.tensor([[*range(n), *([n] if self.kind == "gat" else [])], [n] * len(w)])
-                out = conv(torch.cat([states[layer][rows], h]), ei,
-                           **({"edge_attr": w[:, None]} if self.kind == "gat" else {}))[n:]
-            h = h + torch.relu(out)  # LinkEncoder.step's residual
-        return h[0]
+                x = torch.from_numpy(np.concatenate([states[layer][rows], h]))
+                out = self._net().convs[layer](x, ei, **({"edge_attr": torch.from_numpy(w)[:, None]}
+                                                         if self.kind == "gat" else {}))[n:].numpy()
+            h = h + np.maximum(out, 0)  # LinkEncoder.step's residual
+        return fast.score(states[-1][:M], hm_part, h[0])
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()

@@ -1,4 +1,7 @@
-"""Selection tables: the matching graph's rows and its trained versions."""
+"""Selection tables: the matching graph's rows and its trained versions.
+
+The graph's tables index `updated_at`: every rank reads each table's newest time (service.data_revision).
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ class Model(Base):
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     features: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
 
 class Dataset(Base):
@@ -40,7 +43,7 @@ class Dataset(Base):
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     profile: Mapped[list[float] | None] = mapped_column(JSON(none_as_null=True), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
 
 class FinetuneResult(Base):
@@ -57,7 +60,7 @@ class FinetuneResult(Base):
     source: Mapped[str] = mapped_column(String(20), default="imported")
     job_id: Mapped[str | None] = mapped_column(String(32), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
     model: Mapped[Model] = relationship(lazy="joined")
     dataset: Mapped[Dataset] = relationship(lazy="joined")
@@ -74,7 +77,7 @@ class DatasetSimilarity(Base):
     dataset_b_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
     value: Mapped[float] = mapped_column(Float)
     method: Mapped[str] = mapped_column(String(100))
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
     dataset_a: Mapped[Dataset] = relationship(foreign_keys=[dataset_a_id], lazy="joined")
     dataset_b: Mapped[Dataset] = relationship(foreign_keys=[dataset_b_id], lazy="joined")
@@ -92,7 +95,7 @@ class DatasetCoverage(Base):
     reference_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
     value: Mapped[float] = mapped_column(Float)
     method: Mapped[str] = mapped_column(String(100))
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
     dataset: Mapped[Dataset] = relationship(foreign_keys=[dataset_id], lazy="joined")
     reference: Mapped[Dataset] = relationship(foreign_keys=[reference_id], lazy="joined")

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from services.common.errors import Problem, not_found
 from services.common.settings import get_settings
@@ -356,12 +356,16 @@ def load_zoo(*, db_session: Session) -> Zoo:
     return zoo
 
 
+GRAPH_TABLES = (Model, Dataset, FinetuneResult, DatasetSimilarity, DatasetCoverage)
+
+
 def data_revision(*, db_session: Session) -> str:
-    """A cheap fingerprint of the graph's rows: counts and newest times of every table."""
-    parts = []
-    for table in (Model, Dataset, FinetuneResult, DatasetSimilarity, DatasetCoverage):
-        count, newest = db_session.execute(select(func.count(table.id), func.max(table.updated_at))).one()
-        parts.append(f"{table.__tablename__}:{count}:{newest}")
+    """A cheap fingerprint of the graph's rows: counts and newest times of every table, in one
+    statement (every rank asks: one round trip instead of five)."""
+    columns = [select(agg).scalar_subquery() for table in GRAPH_TABLES
+               for agg in (func.count(table.id), func.max(table.updated_at))]
+    values = db_session.execute(select(*columns)).one()
+    parts = [f"{table.__tablename__}:{values[2 * i]}:{values[2 * i + 1]}" for i, table in enumerate(GRAPH_TABLES)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
@@ -439,7 +443,10 @@ def _compile_forests(ranker) -> threading.Thread | None:
 
 
 def latest_version(*, db_session: Session) -> GraphVersion | None:
-    return db_session.scalar(select(GraphVersion).order_by(GraphVersion.created_at.desc()).limit(1))
+    """The newest graph version; its predictor and evaluation load when read (a rank reads the
+    predictor only when the version is new to this process)."""
+    return db_session.scalar(select(GraphVersion).options(defer(GraphVersion.predictor), defer(GraphVersion.evaluation))
+                             .order_by(GraphVersion.created_at.desc()).limit(1))
 
 
 def rank(*, db_session: Session, body: RankRequest) -> dict[str, Any]:
@@ -532,6 +539,11 @@ def fit(*, db_session: Session, body: FitRequest, job_id: str | None, progress) 
                             config=body.model_dump(exclude={"evaluate"}))
     version.evaluation = evaluation
     db_session.commit()
+    if get_settings().compile_forests:
+        # where the worker shares ATELIER_HOME with the API (embedded; a shared volume), the API
+        # loads this version's compiled forests from the cache on its first rank
+        progress(0.98, "compiling the predictor's forests for ranking")
+        ranker.compile_forests(cache_dir=forest_cache_dir())
     return version
 
 

@@ -267,3 +267,56 @@ def test_profiled_folders_get_similarities_and_rank_inline_by_profile(api, clean
     bad = api.post("/v1/selection/datasets", json={"name": "junk", "profile": [3.0, 1.0, 2.0]})
     assert bad.status_code == 422 and "profile" in bad.text
     assert api.get("/v1/selection/datasets/junk").status_code == 404  # nothing was stored
+
+
+def test_data_revision_moves_with_every_change_of_the_graphs_rows(api, clean_selection):
+    """The ranker cache reloads on a new data revision: one statement reads counts and newest times."""
+    from services.common.db import session_scope
+    from services.selection.service import data_revision
+
+    def revision() -> str:
+        with session_scope() as session:
+            return data_revision(db_session=session)
+
+    seen = [revision()]
+
+    def moved() -> bool:
+        seen.append(revision())
+        return seen[-1] != seen[-2]
+
+    model_id = api.post("/v1/selection/models", json={"name": "m1"}).json()["id"]
+    assert moved()
+    assert api.get("/v1/selection/models").status_code == 200 and not moved()  # reading changes nothing
+    assert api.patch(f"/v1/selection/models/{model_id}", json={"family": "dit"}).status_code == 200 and moved()
+    for name in ("d1", "d2"):
+        assert api.post("/v1/selection/datasets", json={"name": name}).status_code == 201 and moved()
+    assert api.post("/v1/selection/results", json={"model": "m1", "dataset": "d1", "value": 0.5}).status_code == 201
+    assert moved()
+    assert api.post("/v1/selection/similarities", json={"dataset_a": "d1", "dataset_b": "d2", "value": 1.0}).status_code == 204
+    assert moved()
+    assert api.delete(f"/v1/selection/models/{model_id}").status_code == 204 and moved()  # its result goes too
+
+
+def test_a_fit_compiles_its_forests_into_the_cache_the_rank_path_reads(api, clean_selection, monkeypatch):
+    """The fit job compiles the new version's LightGBM models where the API looks for them (the
+    same ATELIER_HOME in the embedded mode), so its first rank loads them instead of compiling."""
+    from services.common.db import session_scope
+    from services.selection import service
+    from services.selection.mc.predictor import Ranker
+    from services.selection.schemas import FitRequest
+
+    seed_two_clusters(api)
+    calls = []
+    real = Ranker.compile_forests
+
+    def recording(self, **kwargs):
+        calls.append(kwargs)
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(Ranker, "compile_forests", recording)
+    with session_scope() as session:
+        service.fit(db_session=session, body=FitRequest(evaluate=False, members=1), job_id=None,
+                    progress=lambda fraction, message: None)
+    assert calls == [{"cache_dir": service.forest_cache_dir()}]
+    assert api.post("/v1/selection/rank", json={"dataset": "a1", "k": 2}).status_code == 200
+    assert calls[1:] == [{"cache_dir": service.forest_cache_dir(), "cached_only": True}]  # the API: cache only

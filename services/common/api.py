@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy.orm import Session
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.errors import Problem, install_problem_handlers
 
@@ -145,15 +147,37 @@ def create_service_app(name: str, routers: list[APIRouter], *, title: str, versi
 
 
 def instrument(app: FastAPI, service: str) -> None:
-    @app.middleware("http")
-    async def _request_id_and_metrics(request: Request, call_next):
-        request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
-        request.state.request_id = request_id
+    app.add_middleware(RequestIdAndMetrics, service=service)
+
+
+class RequestIdAndMetrics:
+    """Request id (the caller's or a new one, in the request state and the response headers) and
+    Prometheus metrics. Plain ASGI rather than `@app.middleware("http")`: Starlette's
+    BaseHTTPMiddleware adds a task group and a body stream per request (~0.25 ms a layer here, and a
+    forwarded call crosses three such layers)."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app, self.service = app, service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = Headers(scope=scope).get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
-        LATENCY.labels(service, request.method, path).observe(time.perf_counter() - started)
-        response.headers[REQUEST_ID_HEADER] = request_id
-        return response
+        status = 500  # what the server answers if the app raises before it starts a response
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(self.service, scope["method"], path, str(status)).inc()
+            LATENCY.labels(self.service, scope["method"], path).observe(time.perf_counter() - started)

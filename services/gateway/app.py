@@ -12,10 +12,11 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common.api import CALLER_KEY_HEADER, CALLER_SCOPE_HEADER, Caller, health_router, instrument, \
     operation_id
-from services.common.errors import Problem, install_problem_handlers
+from services.common.errors import Problem, install_problem_handlers, problem_response
 from services.common.jobs.views import router as jobs_router
 from services.common.settings import Settings, get_settings
 from services.gateway import keys
@@ -26,6 +27,47 @@ from services.gateway.workflows.views import router as workflows_router
 from services.gateway.security import PUBLIC_PATHS, authenticate
 
 log = logging.getLogger("atelier.gateway")
+
+
+class Authenticate:
+    """The API key check: the caller in the request state and, for the services, in the caller
+    headers (any the client sent are replaced). Plain ASGI (see common.api.RequestIdAndMetrics)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        path = request.url.path
+        if path in PUBLIC_PATHS or path.startswith("/dashboard"):
+            await self.app(scope, receive, send)
+            return
+        try:
+            # In a thread: the key lookup waits for a database connection, and a blocked event loop
+            # cannot finish the requests that would give one back (a deadlock under load).
+            caller = await asyncio.to_thread(authenticate, request)
+        except Problem as problem:
+            await problem_response(problem, request)(scope, receive, send)
+            return
+        except Exception as exc:
+            from services.common.outage import is_outage
+
+            if not is_outage(exc):
+                raise
+            await problem_response(Problem(503, "The key store is unavailable; retry shortly.",
+                                           headers={"Retry-After": "5"}), request)(scope, receive, send)
+            return
+        request.state.caller = caller
+        # Internal routes (jobs) read the caller from the same headers the services get.
+        headers = [(k, v) for k, v in scope["headers"]
+                   if k.decode().lower() not in (CALLER_KEY_HEADER.lower(), CALLER_SCOPE_HEADER.lower())]
+        headers.append((CALLER_KEY_HEADER.lower().encode(), caller.key_id.encode()))
+        headers.append((CALLER_SCOPE_HEADER.lower().encode(), caller.scope.encode()))
+        scope["headers"] = headers
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, extra_services: dict[str, FastAPI] | None = None,
@@ -54,36 +96,7 @@ def create_app(settings: Settings | None = None, *, extra_services: dict[str, Fa
     app.state.targets = targets
     install_problem_handlers(app)
     install_rate_limit(app, settings)  # added before the auth layer, so it runs after it and sees the caller
-
-    @app.middleware("http")
-    async def _authenticate(request: Request, call_next):
-        path = request.url.path
-        if path in PUBLIC_PATHS or path.startswith("/dashboard"):
-            return await call_next(request)
-        try:
-            # In a thread: the key lookup waits for a database connection, and a blocked event loop
-            # cannot finish the requests that would give one back (a deadlock under load).
-            caller = await asyncio.to_thread(authenticate, request)
-        except Problem as problem:
-            from services.common.errors import problem_response
-
-            return problem_response(problem, request)
-        except Exception as exc:
-            from services.common.errors import problem_response
-            from services.common.outage import is_outage
-
-            if is_outage(exc):
-                return problem_response(Problem(503, "The key store is unavailable; retry shortly.",
-                                                headers={"Retry-After": "5"}), request)
-            raise
-        request.state.caller = caller
-        # Internal routes (jobs) read the caller from the same headers the services get.
-        headers = [(k, v) for k, v in request.scope["headers"]
-                   if k.decode().lower() not in (CALLER_KEY_HEADER.lower(), CALLER_SCOPE_HEADER.lower())]
-        headers.append((CALLER_KEY_HEADER.lower().encode(), caller.key_id.encode()))
-        headers.append((CALLER_SCOPE_HEADER.lower().encode(), caller.scope.encode()))
-        request.scope["headers"] = headers
-        return await call_next(request)
+    app.add_middleware(Authenticate)
 
     if settings.cors_origins:  # closed unless configured; outside the auth layer, as preflights carry no key
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],

@@ -75,6 +75,21 @@ def test_request_id_is_passed_on(api):
     assert response.headers["x-request-id"] == "req-123"
 
 
+def test_each_response_carries_one_request_id_and_every_layer_counts_it_by_route_and_status(api):
+    from prometheus_client import REGISTRY
+
+    def count(service: str, route: str) -> float:
+        labels = {"service": service, "method": "GET", "route": route, "status": "404"}
+        return REGISTRY.get_sample_value("atelier_http_requests_total", labels) or 0.0
+
+    layers = (("gateway", "/v1/{service}/{path:path}"), ("testsvc", "unmatched"))
+    before = [count(*layer) for layer in layers]
+    response = api.get("/v1/testsvc/nothing-here")
+    ids = response.headers.get_list("x-request-id")
+    assert response.status_code == 404 and len(ids) == 1 and len(ids[0]) == 32  # made here, not doubled on the way out
+    assert [count(*layer) for layer in layers] == [b + 1 for b in before]
+
+
 def test_merged_openapi_has_stable_operation_ids(gateway):
     spec = gateway.get("/openapi.json").json()
     ops = {op["operationId"] for item in spec["paths"].values() for op in item.values()}

@@ -22,7 +22,6 @@ import threading
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -66,27 +65,34 @@ def cache_key(model_text: str) -> str:
     return hashlib.sha256(f"{model_text}\x1e{_machine_and_versions()}".encode()).hexdigest()[:32]
 
 
+def _splits(booster) -> dict[int, list]:
+    """Feature index -> the thresholds its splits compare against (a number, or a categorical
+    split's '1||3'), from the model's own dump."""
+    out: dict[int, list] = {}
+    stack = [tree["tree_structure"] for tree in booster.dump_model()["tree_info"]]
+    while stack:
+        node = stack.pop()
+        if "split_feature" in node:
+            out.setdefault(node["split_feature"], []).append(node["threshold"])
+            stack += [node["left_child"], node["right_child"]]
+    return out
+
+
 def probe_rows(booster, *, seed: int = 0) -> np.ndarray:
     """Rows that exercise both sides of every split: per feature, each threshold and its float32
-    neighbours, plus zeros and missing values, in random combinations."""
-    frame = booster.trees_to_dataframe()
-    n_features = booster.num_feature()
-    names = booster.feature_name()
+    neighbours, the categories of categorical splits and theirs, plus zeros and missing values, in
+    random combinations."""
+    splits = _splits(booster)
     rng = np.random.default_rng(seed)
-    values: list[np.ndarray] = []
-    for name in names[:n_features]:
-        raw = frame.loc[frame["split_feature"] == name, "threshold"]
-        numeric = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
-        th = numeric[np.isfinite(numeric)].astype(np.float32)
-        around = np.concatenate([th, np.nextafter(th, np.float32(np.inf)), np.nextafter(th, np.float32(-np.inf))])
-        # a categorical split's threshold lists its categories ('1||3'): those and their neighbours
-        cats = {int(c) for t in raw[~np.isfinite(numeric)] if isinstance(t, str) for c in t.split("||") if c.isdigit()}
-        cats = np.float32(sorted({c + d for c in cats for d in (-1, 0, 1) if c + d >= 0}))
-        values.append(np.concatenate([around, cats, np.float32([0.0, np.nan, -1.0, 1.0])]))
     rows = 512
-    X = np.empty((rows, n_features), dtype=np.float32)
-    for j, v in enumerate(values):
-        X[:, j] = rng.choice(v, size=rows)
+    X = np.empty((rows, booster.num_feature()), dtype=np.float32)
+    for j in range(X.shape[1]):
+        numeric = np.float32([t for t in splits.get(j, []) if not isinstance(t, str)])
+        around = np.concatenate([numeric, np.nextafter(numeric, np.float32(np.inf)),
+                                 np.nextafter(numeric, np.float32(-np.inf))])
+        cats = {int(c) for t in splits.get(j, []) if isinstance(t, str) for c in t.split("||") if c.isdigit()}
+        cats = np.float32(sorted({c + d for c in cats for d in (-1, 0, 1) if c + d >= 0}))
+        X[:, j] = rng.choice(np.concatenate([around, cats, np.float32([0.0, np.nan, -1.0, 1.0])]), size=rows)
     return X
 
 

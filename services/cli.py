@@ -208,7 +208,7 @@ def _gateway_rank_latency(zoo, ranker, target: str, candidates: list[str]) -> di
 
     # the same graph served with compiled LightGBM models (the default) and with LightGBM's own predict
     with seeded_server(zoo, ranker) as compiled, \
-            seeded_server(zoo, ranker, env={"ATELIER_COMPILE_FORESTS": "false"}) as lightgbm:
+            seeded_server(zoo, ranker, compile_forests=False) as lightgbm:
         by_inference = rank_latency_over_http({"compiled": compiled, "lightgbm": lightgbm},
                                               {"dataset": target, "candidates": candidates, "k": 10})
     return {"inference": "compiled", **by_inference["compiled"], "by_inference": by_inference}

@@ -55,9 +55,13 @@ def local_server(home: Path, *, env: dict[str, str] | None = None) -> Iterator[t
 
 
 @contextmanager
-def seeded_server(zoo, ranker, *, env: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
+def seeded_server(zoo, ranker, *, env: dict[str, str] | None = None,
+                  compile_forests: bool = True) -> Iterator[tuple[str, str]]:
     """Yield (base_url, admin_key) of an embedded server on a fresh SQLite home holding `zoo` and `ranker`;
-    `env` adds environment variables (settings) for the server process; the home is removed afterwards."""
+    `env` adds environment variables (settings) for the server process; the home is removed afterwards.
+    With `compile_forests` the ranker's LightGBM models are compiled into the server's cache before it
+    starts (what it would do after its first rank), so it serves them compiled at once; without, it
+    ranks with LightGBM's own predict."""
     from services.common.migrate import upgrade
     from services.selection import service
 
@@ -70,11 +74,11 @@ def seeded_server(zoo, ranker, *, env: dict[str, str] | None = None) -> Iterator
         service.store_zoo(db_session=session, zoo=zoo)
         service.store_version(db_session=session, zoo=zoo, ranker=ranker, config={"source": "bench"})
     engine.dispose()
-    if (env or {}).get("ATELIER_COMPILE_FORESTS", "true").lower() not in ("0", "false", "no"):
-        # what the server compiles after its first rank, done before it starts: it serves compiled at once
+    if compile_forests:
         from services.selection.mc.predictor import Ranker
 
-        Ranker.from_bytes(ranker.to_bytes()).compile_forests(cache_dir=home / ".atelier" / "cache" / "forests")
+        Ranker.from_bytes(ranker.to_bytes()).compile_forests(cache_dir=service.forest_cache_dir(home / ".atelier"))
+    env = {**(env or {}), "ATELIER_COMPILE_FORESTS": str(compile_forests).lower()}
     try:
         with local_server(home, env=env) as (base, key, _):
             yield base, key

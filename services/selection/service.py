@@ -423,8 +423,9 @@ class _ZooCache:
 _cache = _ZooCache()
 
 
-def forest_cache_dir() -> Path:
-    return get_settings().home / "cache" / "forests"
+def forest_cache_dir(home: Path | None = None) -> Path:
+    """Where compiled forests are cached: under ATELIER_HOME (this process's, or `home`)."""
+    return (home or get_settings().home) / "cache" / "forests"
 
 
 def _compile_forests(ranker) -> threading.Thread | None:

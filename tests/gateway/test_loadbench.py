@@ -54,3 +54,29 @@ def test_bounds_are_enforced():
     assert runner.invoke(app, ["bench", "load", "--clients", "0"]).exit_code == 2
     assert runner.invoke(app, ["bench", "load", "--clients", "100000"]).exit_code == 2
     assert runner.invoke(app, ["bench", "load", "--seconds", "3600"]).exit_code == 2
+
+
+def test_the_gateway_latency_times_a_compiled_and_a_lightgbm_server_call_for_call(monkeypatch):
+    """`bench selection --latency`'s HTTP part: two seeded servers, the first with the ranker's
+    forests compiled into its cache before it starts, the second told not to compile."""
+    from services.cli import _gateway_rank_latency
+    from services.gateway import benchserver, loadbench
+
+    zoo, ranker, body, _ = loadbench.prepare(None, synthetic=True)
+    started = []
+    real_server = benchserver.local_server
+
+    def recording_server(home, *, env=None):
+        cached = list(benchserver.Path(home).glob(".atelier/cache/forests/*.o"))
+        started.append((env["ATELIER_COMPILE_FORESTS"], len(cached)))
+        return real_server(home, env=env)
+
+    monkeypatch.setattr(benchserver, "local_server", recording_server)
+    members = [m for m in ranker.members or [ranker] if m.model is not None]
+    assert members  # there is a forest to compile
+    report = _gateway_rank_latency(zoo, ranker, body["dataset"], [])
+    assert started == [("true", len(members)), ("false", 0)]
+    assert report["inference"] == "compiled" and set(report["by_inference"]) == {"compiled", "lightgbm"}
+    for timing in report["by_inference"].values():
+        assert timing["calls"] == 200 and 0 < timing["p50_ms"] <= timing["p99_ms"]
+    assert report["p50_ms"] == report["by_inference"]["compiled"]["p50_ms"]

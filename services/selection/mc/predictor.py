@@ -224,12 +224,13 @@ def _base(tables: GraphTables) -> _Base:
 def _family_codes(tables: GraphTables, categories: Sequence[str]) -> np.ndarray:
     """Model family as a float code against a fixed category list (the one LightGBM saw)."""
     key = ("family_codes", tuple(categories))
+    root = (derived_from(tables) or (tables,))[0]  # the same models as a new dataset's tables: shared with them
 
     def make():
         idx = {c: i for i, c in enumerate(categories)}
-        return np.array([idx.get(f, np.nan) for f in _base(tables).family], dtype=float)
+        return np.array([idx.get(f, np.nan) for f in _base(root).family], dtype=float)
 
-    return memo(tables, key, make)
+    return memo(root, key, make)
 
 
 def feature_matrix(

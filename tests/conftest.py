@@ -5,6 +5,7 @@ Environment is set before any `services` import, since settings are read once.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -17,6 +18,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# compiled LightGBM forests need lleaves, installed only where llvmlite 0.44 has wheels (Python < 3.14)
+requires_lleaves = pytest.mark.skipif(importlib.util.find_spec("lleaves") is None,
+                                      reason="lleaves is not installed here: LightGBM predicts")
 PG_ADMIN_URL = os.environ.get("ATELIER_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # Unique per run, so concurrent runs (a developer and CI, or two developers) never collide.
 RUN_ID = f"{os.getpid()}"

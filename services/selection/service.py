@@ -432,7 +432,9 @@ def _compile_forests(ranker) -> threading.Thread | None:
     """Rank with the ranker's LightGBM models compiled (mc.forest): what is cached on this machine
     loads now; the rest compiles on a background thread (seconds a model), LightGBM predicting the
     same numbers meanwhile. Returns that thread, or None when nothing is left to compile."""
-    if not get_settings().compile_forests:
+    from services.selection.mc import forest
+
+    if not (get_settings().compile_forests and forest.available()):
         return None
     cache_dir = forest_cache_dir()
     if ranker.compile_forests(cache_dir=cache_dir, cached_only=True):
@@ -540,7 +542,9 @@ def fit(*, db_session: Session, body: FitRequest, job_id: str | None, progress) 
                             config=body.model_dump(exclude={"evaluate"}))
     version.evaluation = evaluation
     db_session.commit()
-    if get_settings().compile_forests:
+    from services.selection.mc import forest
+
+    if get_settings().compile_forests and forest.available():
         # where the worker shares ATELIER_HOME with the API (embedded; a shared volume), the API
         # loads this version's compiled forests from the cache on its first rank
         progress(0.98, "compiling the predictor's forests for ranking")

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from services.cli import app
 from services.gateway.loadbench import LoadBenchError, ensure_loopback
+from tests.conftest import requires_lleaves
 
 
 # 32 clients: more than the database pool holds; a gateway that blocked its event loop on a key lookup
@@ -56,6 +57,7 @@ def test_bounds_are_enforced():
     assert runner.invoke(app, ["bench", "load", "--seconds", "3600"]).exit_code == 2
 
 
+@requires_lleaves
 def test_the_gateway_latency_times_a_compiled_and_a_lightgbm_server_call_for_call(monkeypatch):
     """`bench selection --latency`'s HTTP part: two seeded servers, the first with the ranker's
     forests compiled into its cache before it starts, the second told not to compile."""

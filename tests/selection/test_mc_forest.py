@@ -6,6 +6,7 @@ import pytest
 
 from services.selection.mc import forest as forest_module
 from services.selection.mc.forest import compile_forest, probe_rows
+from tests.conftest import requires_lleaves
 
 
 def features(n=400, seed=0):
@@ -30,6 +31,7 @@ def booster(objective="regression", seed=0):
     return model.booster_
 
 
+@requires_lleaves
 @pytest.mark.parametrize("objective", ["regression", "lambdarank"])
 def test_a_compiled_forest_predicts_what_lightgbm_predicts_from_float32_rows(objective):
     b = booster(objective)
@@ -46,6 +48,7 @@ def test_a_compiled_forest_predicts_what_lightgbm_predicts_from_float32_rows(obj
     np.testing.assert_allclose(forest.predict(probe), b.predict(probe, num_threads=1), rtol=1e-12, atol=1e-12)
 
 
+@requires_lleaves
 def test_object_code_is_cached_per_model_and_loaded_without_compiling(tmp_path, monkeypatch):
     first, second = booster(seed=0), booster(seed=1)
     assert compile_forest(first, cache_dir=tmp_path, cached_only=True) is None  # nothing cached yet
@@ -66,6 +69,7 @@ def test_object_code_is_cached_per_model_and_loaded_without_compiling(tmp_path, 
     assert compile_forest(second, cache_dir=tmp_path, cached_only=True) is None  # another model, another key
 
 
+@requires_lleaves
 def test_a_forest_that_disagrees_with_lightgbm_on_the_probe_is_not_used(monkeypatch):
     original = forest_module.CompiledForest.predict
     monkeypatch.setattr(forest_module.CompiledForest, "predict", lambda self, X: original(self, X) + 1e-6)
@@ -76,6 +80,9 @@ def test_without_lleaves_lightgbm_predicts(monkeypatch):
     import builtins
 
     real_import = builtins.__import__
+    import importlib.util
+
+    real_find = importlib.util.find_spec
 
     def without_lleaves(name, *args, **kwargs):
         if name == "lleaves":
@@ -84,3 +91,7 @@ def test_without_lleaves_lightgbm_predicts(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", without_lleaves)
     assert compile_forest(booster()) is None
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lleaves" else real_find(name, *a))
+    assert not forest_module.available()

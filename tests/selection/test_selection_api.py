@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import wait_for_job
+from tests.conftest import requires_lleaves, wait_for_job
 
 BENCH = Path(__file__).resolve().parents[3] / "shared" / "benchmarks" / "transfergraph-image"
 
@@ -297,6 +297,7 @@ def test_data_revision_moves_with_every_change_of_the_graphs_rows(api, clean_sel
     assert api.delete(f"/v1/selection/models/{model_id}").status_code == 204 and moved()  # its result goes too
 
 
+@requires_lleaves
 def test_a_fit_compiles_its_forests_into_the_cache_the_rank_path_reads(api, clean_selection, monkeypatch):
     """The fit job compiles the new version's LightGBM models where the API looks for them (the
     same ATELIER_HOME in the embedded mode), so its first rank loads them instead of compiling."""

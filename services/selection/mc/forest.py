@@ -96,6 +96,13 @@ def probe_rows(booster, *, seed: int = 0) -> np.ndarray:
     return X
 
 
+def available() -> bool:
+    """Whether lleaves is installed (it is not where llvmlite 0.44 has no wheels)."""
+    import importlib.util
+
+    return importlib.util.find_spec("lleaves") is not None
+
+
 def compile_forest(booster, *, cache_dir: Path | None = None, cached_only: bool = False) -> CompiledForest | None:
     """`booster` compiled (or loaded from `cache_dir`, keyed by model, machine and versions), or None:
     lleaves missing, the model not compiled yet when `cached_only`, a failed compile, or predictions

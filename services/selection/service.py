@@ -428,13 +428,18 @@ def forest_cache_dir(home: Path | None = None) -> Path:
     return (home or get_settings().home) / "cache" / "forests"
 
 
+def _forests_wanted() -> bool:
+    """Whether rank uses compiled forests here: the setting asks for them and lleaves is installed."""
+    from services.selection.mc import forest
+
+    return get_settings().compile_forests and forest.available()
+
+
 def _compile_forests(ranker) -> threading.Thread | None:
     """Rank with the ranker's LightGBM models compiled (mc.forest): what is cached on this machine
     loads now; the rest compiles on a background thread (seconds a model), LightGBM predicting the
     same numbers meanwhile. Returns that thread, or None when nothing is left to compile."""
-    from services.selection.mc import forest
-
-    if not (get_settings().compile_forests and forest.available()):
+    if not _forests_wanted():
         return None
     cache_dir = forest_cache_dir()
     if ranker.compile_forests(cache_dir=cache_dir, cached_only=True):
@@ -542,9 +547,7 @@ def fit(*, db_session: Session, body: FitRequest, job_id: str | None, progress) 
                             config=body.model_dump(exclude={"evaluate"}))
     version.evaluation = evaluation
     db_session.commit()
-    from services.selection.mc import forest
-
-    if get_settings().compile_forests and forest.available():
+    if _forests_wanted():
         # where the worker shares ATELIER_HOME with the API (embedded; a shared volume), the API
         # loads this version's compiled forests from the cache on its first rank
         progress(0.98, "compiling the predictor's forests for ranking")

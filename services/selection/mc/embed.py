@@ -27,6 +27,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from scipy.special import expit  # the logistic function without overflow
 from torch import nn
 
 from .graph import (
@@ -223,8 +224,6 @@ class _OneNodeNet:
         """LinkEncoder.score of every model state hm (rows) with one dataset state hd; hm_part is
         hm @ head_model, fixed per graph: head(cat[hm*hd, hm, hd]) = hm @ (hd * W_pair) + hm @ W_model + hd @ W_dataset + b."""
         z = hm @ (hd[:, None] * self.head_pair) + hm_part + (hd @ self.head_dataset + self.head_bias)
-        from scipy.special import expit  # the logistic function without overflow
-
         return expit(np.maximum(z, 0) @ self.out_weight + self.out_bias)
 
 

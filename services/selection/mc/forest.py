@@ -19,6 +19,7 @@ import logging
 import os
 import tempfile
 import threading
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,7 @@ class CompiledForest:
         return self._model.predict(X, n_jobs=1)
 
 
+@lru_cache(maxsize=1)  # fixed for the process
 def _machine_and_versions() -> str:
     """What the object code depends on besides the model: the host CPU and the compiler versions."""
     from importlib.metadata import version

@@ -89,9 +89,13 @@ def probe_rows(booster, *, seed: int = 0) -> np.ndarray:
     rows = 512
     X = np.empty((rows, booster.num_feature()), dtype=np.float32)
     for j in range(X.shape[1]):
-        numeric = np.float32([t for t in splits.get(j, []) if not isinstance(t, str)])
-        around = np.concatenate([numeric, np.nextafter(numeric, np.float32(np.inf)),
-                                 np.nextafter(numeric, np.float32(-np.inf))])
+        numeric = np.float64([t for t in splits.get(j, []) if not isinstance(t, str)])
+        # LightGBM writes thresholds beyond float32's range (up to DBL_MAX); their float32 edge probes them
+        largest = float(np.finfo(np.float32).max)
+        numeric = np.clip(numeric, -largest, largest).astype(np.float32)
+        with np.errstate(over="ignore"):  # the edge's neighbour is infinity: a probe too
+            around = np.concatenate([numeric, np.nextafter(numeric, np.float32(np.inf)),
+                                     np.nextafter(numeric, np.float32(-np.inf))])
         cats = {int(c) for t in splits.get(j, []) if isinstance(t, str) for c in t.split("||") if c.isdigit()}
         cats = np.float32(sorted({c + d for c in cats for d in (-1, 0, 1) if c + d >= 0}))
         X[:, j] = rng.choice(np.concatenate([around, cats, np.float32([0.0, np.nan, -1.0, 1.0])]), size=rows)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -54,10 +55,17 @@ class GraphTables:
     coverage: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(dtype=float))
 
     def distance(self, a: str, b: Iterable[str]) -> np.ndarray:
-        b = list(b)
-        if a not in self.dist.index:
-            return np.full(len(b), np.nan)
-        return self.dist.loc[a].reindex(b).to_numpy(dtype=float)
+        """Distances from `a` to each of `b`, NaN where either is unknown."""
+        pos = self._dist_positions()
+        at = [pos.get(x, -1) for x in b]
+        if a not in pos:
+            return np.full(len(at), np.nan)
+        at = np.array(at, dtype=int)
+        row = memo(self, "dist_array", lambda: self.dist.to_numpy(dtype=float))[pos[a]]
+        return np.where(at >= 0, row[np.maximum(at, 0)], np.nan) if len(at) else np.empty(0)
+
+    def _dist_positions(self) -> dict[str, int]:
+        return memo(self, "dist_positions", lambda: {n: i for i, n in enumerate(self.dist.index.tolist())})
 
     def with_method(self, method: str) -> "GraphTables":
         """These tables with one similarity method's distances as dist (memoised; unchanged when the
@@ -72,16 +80,18 @@ class GraphTables:
         distances, given in one measure, stand for every similarity method's; `coverage` (reference
         -> divergence) becomes its coverage row. The copy knows its parent (see `derived_from`), so
         per-tables work that the new node cannot change is reused."""
-        names = list(self.dist.index) + ([name] if name not in self.dist.index else [])
-        pos = {n: i for i, n in enumerate(names)}
-        known = [(pos[o], float(v)) for o, v in distances.items() if o in pos]
+        # numpy and Index.append rather than reindex / .loc enlargement or lists of the labels:
+        # this runs on every rank of an inline dataset
+        base = self.dist.index
+        pos = self._dist_positions()
+        at = pos.get(name, len(pos))
+        names = base if name in pos else base.append(pd.Index([name], dtype=base.dtype))
+        known = [(at if o == name else pos[o], float(v)) for o, v in distances.items() if o in pos or o == name]
         rows = np.array([i for i, _ in known], dtype=int)
         values = np.array([v for _, v in known], dtype=float)
-        at = pos[name]
 
-        # numpy rather than reindex / .loc enlargement: this runs on every rank of an inline dataset
         def add(frame: pd.DataFrame) -> pd.DataFrame:
-            if list(frame.index) == names[: len(frame)] and list(frame.columns) == names[: len(frame)]:
+            if frame.index.equals(base) and frame.columns.equals(base):
                 a = np.full((len(names), len(names)), np.nan)
                 a[: len(frame), : len(frame)] = frame.to_numpy(dtype=float)
             else:
@@ -89,13 +99,13 @@ class GraphTables:
             a[at, rows] = values
             a[rows, at] = values
             a[at, at] = 0.0
-            return pd.DataFrame(a, index=pd.Index(names, name=frame.index.name),
-                                columns=pd.Index(names, name=frame.columns.name))
+            return pd.DataFrame(a, index=names.rename(frame.index.name), columns=names.rename(frame.columns.name))
 
-        def with_column(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-            if list(frame.columns) == columns[:-1]:
+        def with_column(frame: pd.DataFrame, columns: pd.Index) -> pd.DataFrame:
+            """frame with the new dataset's empty column (columns = the datasets, then it)."""
+            if frame.columns.equals(columns[:-1]):
                 a = np.hstack([frame.to_numpy(dtype=float), np.full((len(frame), 1), np.nan)])
-                return pd.DataFrame(a, index=frame.index, columns=pd.Index(columns, name=frame.columns.name))
+                return pd.DataFrame(a, index=frame.index, columns=columns.rename(frame.columns.name))
             return frame.reindex(columns=columns)
 
         dist = add(self.dist)
@@ -105,14 +115,17 @@ class GraphTables:
             feats = self.dataset_feats.copy()
             feats.loc[name] = row
         else:
+            index = self.dataset_feats.index
             feats = pd.DataFrame(np.vstack([self.dataset_feats.to_numpy(dtype=float), [row]]),
-                                 index=pd.Index([*self.dataset_feats.index, name], name=self.dataset_feats.index.name),
+                                 index=index.append(pd.Index([name], dtype=index.dtype)).rename(index.name),
                                  columns=self.dataset_feats.columns)
         if name in self.datasets:
             datasets, quality, norm = self.datasets, self.quality, self.norm
         else:
             datasets = self.datasets + [name]
-            quality, norm = with_column(self.quality, datasets), with_column(self.norm, datasets)
+            columns = memo(self, "datasets_index", lambda: pd.Index(self.datasets))
+            columns = columns.append(pd.Index([name], dtype=columns.dtype))
+            quality, norm = with_column(self.quality, columns), with_column(self.norm, columns)
         cov = self.coverage
         if coverage:
             row = pd.DataFrame([coverage], index=[name], dtype=float)
@@ -281,7 +294,7 @@ class FeatureStats:
             warnings.simplefilter("ignore", RuntimeWarning)
             return cls(*(tuple(float(v) for v in f(a, axis=0)) for a in (mf, df) for f in (np.nanmean, np.nanstd)))
 
-    @property
+    @cached_property  # hashed on every memo lookup of a rank: built once (the fields are frozen)
     def key(self) -> tuple:
         """Hashable and equal for equal statistics (NaN, an all-empty column, as None)."""
         return tuple(tuple(None if np.isnan(v) else v for v in part)
@@ -333,7 +346,7 @@ def dataset_node_features(tables: GraphTables, names: Sequence[str], stats: Feat
         df = every[[pos[n] for n in names]]
     else:
         pos, raw = memo(tables, "dataset_feats_rows", lambda: (
-            {d: j for j, d in enumerate(tables.dataset_feats.index)},
+            {d: j for j, d in enumerate(tables.dataset_feats.index.tolist())},
             np.vstack([tables.dataset_feats.to_numpy(dtype=float), np.full((1, tables.dataset_feats.shape[1]), np.nan)])))
         df = raw[[pos.get(n, -1) for n in names]]  # a name without a row reads the NaN row, as reindex would
         df = _standardise_columns(df, stats.dataset_mean, stats.dataset_std)

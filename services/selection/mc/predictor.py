@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from .graph import GraphTables, derived_from, memo, tables_from_zoo
-from .kriging import Correlogram, column_correlations, filled_with_model_means, fit_correlogram, kriged, kriging_weights
+from .kriging import Correlogram, column_correlations, filled_with_model_means, fit_correlogram, kriging_weights
 from .records import Zoo, flag_degenerate
 from .similarity import distance_to_weight
 
@@ -84,16 +84,24 @@ def _rel_tau(tau: float, dist: np.ndarray) -> float:
 
 
 def _weights(dist: np.ndarray, tau: float) -> np.ndarray:
+    return _weights_by_tau(dist)(tau)
+
+
+def _weights_by_tau(dist: np.ndarray) -> Callable[[float], np.ndarray]:
+    """_weights(dist, tau) as a function of tau: the filled distances and their spread are worked
+    out once for the several temperatures of one target's features."""
     dist = np.where(np.isfinite(dist), dist, np.nanmax(dist) if np.isfinite(dist).any() else 1.0)
-    return distance_to_weight(dist, _rel_tau(tau, dist))
+    spread = _rel_tau(1.0, dist)
+    return lambda tau: distance_to_weight(dist, tau * spread)
 
 
 def _weighted(X: np.ndarray, dist: np.ndarray, tau: float, have: np.ndarray | None = None,
-              X0: np.ndarray | None = None) -> np.ndarray:
-    """Similarity-weighted mean of each row of X over its finite entries (columns = context)."""
+              X0: np.ndarray | None = None, weights: Callable[[float], np.ndarray] | None = None) -> np.ndarray:
+    """Similarity-weighted mean of each row of X over its finite entries (columns = context);
+    `weights`: _weights_by_tau(dist), when the caller has it."""
     if X.shape[1] == 0:
         return np.full(X.shape[0], np.nan)
-    w = _weights(dist, tau)
+    w = (weights or _weights_by_tau(dist))(tau)
     have = np.isfinite(X) if have is None else have
     X0 = np.where(have, X, 0.0) if X0 is None else X0
     num = X0 @ w
@@ -160,7 +168,7 @@ class _Base:
         self.model_cols = [f"m_{c}" for c in tables.model_feats.columns]
         self.family = tables.model_family.reindex(tables.models).fillna("").to_numpy()
         self.pretrain = _pretrain_pos(tables)
-        self.dist_pos = {n: i for i, n in enumerate(tables.dist.index)}
+        self.dist_pos = {n: i for i, n in enumerate(tables.dist.index.tolist())}
         self.dist = tables.dist.to_numpy(dtype=float)
         self.dataset_feats = tables.dataset_feats
 
@@ -245,9 +253,9 @@ def feature_matrix(
     names: list[str] = []
     cols: list[np.ndarray] = []
 
-    def add(name, v):
+    def add(name, v):  # a column, or one value for every model
         names.append(name)
-        cols.append(np.broadcast_to(np.asarray(v, dtype=float), (M,)))
+        cols.append(v)
 
     ti = b.dist_pos.get(target)
     ci = np.array([b.dist_pos.get(c, -1) for c in context], dtype=int)
@@ -263,28 +271,24 @@ def feature_matrix(
         add("m_pretrain_match", pretrain_match(pretrain))
     if "dataset" in families:
         dfe = memo(tables, "dataset_feats_np", lambda: {d: r for d, r in zip(
-            tables.dataset_feats.index, tables.dataset_feats.reindex(columns=["log_size", "log_classes"]).to_numpy(dtype=float))})
+            tables.dataset_feats.index.tolist(), tables.dataset_feats.reindex(columns=["log_size", "log_classes"]).to_numpy(dtype=float))})
         df = dfe.get(target, np.full(2, np.nan))
         add("d_log_size", df[0])
         add("d_log_classes", df[1])
         add("d_nearest_distance", np.nanmin(dist) if np.isfinite(dist).any() else np.nan)
     if "evidence" in families:
-        X, R, have, have_f = b.norm[:, cj], b.ranks[:, cj], b.have[:, cj], b.have_f[:, cj]
-        X0, R0 = b.norm0[:, cj], b.ranks0[:, cj]
-        cnt = have.sum(axis=1).astype(float)
-        with np.errstate(all="ignore"):
-            add("e_mean", np.where(cnt > 0, X0.sum(axis=1) / cnt, np.nan))
-            add("e_rmean", np.where(cnt > 0, R0.sum(axis=1) / cnt, np.nan))
-            mn = np.min(np.where(have, X, np.inf), axis=1) if X.shape[1] else np.full(M, np.inf)
-            add("e_min", np.where(np.isfinite(mn), mn, np.nan))
-            mean = np.where(cnt > 0, X0.sum(axis=1) / cnt, np.nan)
-            add("e_std", np.sqrt(np.where(have, (X0 - mean[:, None]) ** 2, 0).sum(axis=1) / cnt))
-            add("e_top_share", np.where(cnt > 0, (have & (X0 >= 0.98)).sum(axis=1) / cnt, np.nan))
-        add("e_count", cnt)
+        # what does not depend on the target's distances, once per context (a new dataset's
+        # tables share their parent's: the same models and the same context columns)
+        root = (derived_from(tables) or (tables,))[0]
+        ev = memo(root, ("context_evidence", tuple(context)), lambda: _context_evidence(b, cj))
+        X, R, have_f, X0, R0 = ev.X, ev.R, ev.have_f, ev.X0, ev.R0
+        for name, v in ev.columns.items():
+            add(name, v)
+        weights = _weights_by_tau(dist)
         for tau in TAUS:
-            add(f"e_sw{tau}", _weighted(X, dist, tau, have_f, X0))
+            add(f"e_sw{tau}", _weighted(X, dist, tau, have_f, X0, weights))
         for tau in RANK_TAUS:
-            add(f"e_rsw{tau}", _weighted(R, dist, tau, have_f, R0))
+            add(f"e_rsw{tau}", _weighted(R, dist, tau, have_f, R0, weights))
         order = np.argsort(np.where(np.isfinite(dist), dist, np.inf))
         for r in range(2):
             add(f"e_nn{r + 1}", X[:, order[r]] if len(order) > r else np.nan)
@@ -308,6 +312,37 @@ def feature_matrix(
     return names, F
 
 
+@dataclass
+class _ContextEvidence:
+    """The context's columns of the quality tables and the evidence features made from them alone."""
+
+    X: np.ndarray  # normalised quality, models x context
+    R: np.ndarray  # its per-dataset ranks
+    have_f: np.ndarray  # 1.0 where a result exists
+    X0: np.ndarray  # X and R with 0 for no result
+    R0: np.ndarray
+    columns: dict[str, np.ndarray]  # e_mean .. e_count, in feature order
+
+
+def _context_evidence(b: "_Base", cj: np.ndarray) -> _ContextEvidence:
+    X, R, have, have_f = b.norm[:, cj], b.ranks[:, cj], b.have[:, cj], b.have_f[:, cj]
+    X0, R0 = b.norm0[:, cj], b.ranks0[:, cj]
+    cnt = have.sum(axis=1).astype(float)
+    cols: dict[str, np.ndarray] = {}
+    with np.errstate(all="ignore"):
+        cols["e_mean"] = np.where(cnt > 0, X0.sum(axis=1) / cnt, np.nan)
+        cols["e_rmean"] = np.where(cnt > 0, R0.sum(axis=1) / cnt, np.nan)
+        mn = np.min(np.where(have, X, np.inf), axis=1) if X.shape[1] else np.full(X.shape[0], np.inf)
+        cols["e_min"] = np.where(np.isfinite(mn), mn, np.nan)
+        mean = np.where(cnt > 0, X0.sum(axis=1) / cnt, np.nan)
+        cols["e_std"] = np.sqrt(np.where(have, (X0 - mean[:, None]) ** 2, 0).sum(axis=1) / cnt)
+        cols["e_top_share"] = np.where(cnt > 0, (have & (X0 >= 0.98)).sum(axis=1) / cnt, np.nan)
+    cols["e_count"] = cnt
+    for a in (X, R, have_f, X0, R0, *cols.values()):
+        a.flags.writeable = False  # shared by every rank of this context
+    return _ContextEvidence(X, R, have_f, X0, R0, cols)
+
+
 def kriging_evidence(tables: GraphTables, b: _Base, context: list[str], ci: np.ndarray, cj: np.ndarray,
                      dist: np.ndarray) -> np.ndarray:
     """Each model's normalised quality on the context datasets, combined with the ordinary-kriging
@@ -324,7 +359,9 @@ def kriging_evidence(tables: GraphTables, b: _Base, context: list[str], ci: np.n
         known = np.maximum(ci, 0)
         among = np.where((ci[:, None] >= 0) & (ci[None, :] >= 0), b.dist[np.ix_(known, known)], np.nan)
         w = kriging_weights(rho, dist, among)
-    return kriged(X, w)
+    # kriging.kriged(X, w), with X filled once per context (as the correlogram is)
+    filled = memo(parent, ("kriging_filled", tuple(context)), lambda: filled_with_model_means(X)[2])
+    return filled @ w
 
 
 def _correlogram(tables: GraphTables, ci: np.ndarray, cj: np.ndarray) -> Correlogram | None:
@@ -437,7 +474,7 @@ def row_features(
 
 def _pretrain_pos(tables: GraphTables) -> np.ndarray:
     """Row of each model's pretraining dataset in tables.dist (-1: none)."""
-    pos = {n: i for i, n in enumerate(tables.dist.index)}
+    pos = {n: i for i, n in enumerate(tables.dist.index.tolist())}
     pk = tables.pretrain_key.reindex(tables.models).to_numpy()
     return np.array([pos.get(k, -1) if isinstance(k, str) else -1 for k in pk], dtype=int)
 
@@ -592,8 +629,11 @@ def _z(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     ok = np.isfinite(x)
     if ok.all():  # the common case, on the rank path many times a call: no masked copies
-        s = np.std(x)
-        return (x - np.mean(x)) / (s if s > 0 else 1.0)
+        # np.mean and np.std's own reductions, once each (their Python wrappers cost more than
+        # the sums over 1,000 values)
+        d = x - np.add.reduce(x) / x.size
+        s = float(np.sqrt(np.add.reduce(d * d) / x.size))
+        return d / (s if s > 0 else 1.0)
     if not ok.any():
         return np.zeros_like(x)
     s = np.std(x[ok])
@@ -1031,11 +1071,12 @@ class Ranker:
             tables = _with_target_recent(tables, target, distances or {}, metadata, coverage)
         score, top, names, F, context = self._score_matrix(tables, target)
         col = {n: j for j, n in enumerate(names)}
-        idx = memo(tables, "model_index", lambda: {m: i for i, m in enumerate(tables.models)})
+        root = (derived_from(tables) or (tables,))[0]  # a new dataset's tables have its parent's models
+        idx = memo(root, "model_index", lambda: {m: i for i, m in enumerate(root.models)})
         if candidates is None:
             ci = np.arange(len(tables.models))
         else:
-            ci = np.array([idx[m] for m in candidates if m in idx], dtype=int)
+            ci = np.array([i for i in map(idx.get, candidates) if i is not None], dtype=int)
         score = self._top_first(score, top, ci)
         order = ci[np.argsort(-score[ci], kind="stable")] if len(ci) else ci
         if k is not None:

@@ -95,3 +95,19 @@ def test_without_lleaves_lightgbm_predicts(monkeypatch):
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lleaves" else real_find(name, *a))
     assert not forest_module.available()
+
+
+def test_probe_rows_take_thresholds_beyond_float32_to_its_edge_without_warnings(monkeypatch):
+    """LightGBM writes thresholds up to DBL_MAX; the probe clips them to float32's largest value and
+    probes its neighbour, infinity, without an overflow warning."""
+    import warnings
+
+    b = booster()
+    largest = float(np.finfo(np.float32).max)
+    monkeypatch.setattr(forest_module, "_splits", lambda booster: {0: [1.7976931348623157e308, -1e300, 0.5]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        X = probe_rows(b)
+    column = set(X[:, 0][np.isfinite(X[:, 0])].tolist()) | {v for v in X[:, 0].tolist() if np.isinf(v)}
+    assert {largest, -largest, float(np.float32(0.5))} <= column
+    assert np.inf in column and -np.inf in column

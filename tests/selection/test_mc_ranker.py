@@ -773,6 +773,39 @@ def test_with_target_builds_the_frames_reindexing_would():
         np.testing.assert_allclose(got.dataset_feats.loc[name].to_numpy(dtype=float), [np.log10(500), np.log10(7)])
 
 
+def test_distance_reads_the_distance_table_and_gives_nan_for_unknown_names():
+    zoo, _ = make_zoo(n_models=6)
+    tables = tables_from_zoo(zoo)
+    others = ["d4", "nowhere", "d1", "d2"]
+    want = tables.dist.loc["d2"].reindex(others).to_numpy(dtype=float)
+    np.testing.assert_array_equal(tables.distance("d2", others), want)
+    assert np.isnan(tables.distance("d2", ["nowhere"])).all() and tables.distance("d2", []).shape == (0,)
+    assert np.isnan(tables.distance("nowhere", others)).all()
+    new = tables.with_target("new", {"d4": 0.7})
+    assert new.distance("new", ["d4", "new", "d1"])[:2].tolist() == [0.7, 0.0]
+
+
+def test_a_new_datasets_evidence_is_its_parents_for_the_same_context_and_read_only():
+    """The target-independent evidence is computed once per context on the parent tables: two new
+    datasets share it, their features equal those of tables built whole, and nothing can edit it."""
+    from services.selection.mc.predictor import feature_matrix
+
+    tables = tables_from_zoo(make_zoo()[0])
+    context = [d for d in tables.datasets if d != "d5"]
+    a, b = tables.with_target("a", {"d4": 0.5, "d6": 1.0}), tables.with_target("b", {"d1": 0.3})
+    names, Fa = feature_matrix(a, "a", context)
+    _, Fb = feature_matrix(b, "b", context)
+    shared = [k for k in tables.__dict__["_memo"] if isinstance(k, tuple) and k[0] == "context_evidence"]
+    assert shared == [("context_evidence", tuple(context))]
+    ev = tables.__dict__["_memo"][shared[0]]
+    assert not ev.X.flags.writeable and not ev.columns["e_mean"].flags.writeable
+    j = names.index("e_mean")
+    np.testing.assert_array_equal(Fa[:, j], Fb[:, j])
+    whole = tables_from_zoo(make_zoo()[0]).with_target("a", {"d4": 0.5, "d6": 1.0})
+    whole.__dict__.pop("derived_from")  # built as plain tables: nothing read from a parent
+    np.testing.assert_array_equal(feature_matrix(whole, "a", context)[1], Fa)
+
+
 def test_a_large_prediction_in_row_chunks_on_threads_equals_one_call(monkeypatch):
     from services.selection.mc import predictor
 

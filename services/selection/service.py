@@ -6,6 +6,7 @@ import hashlib
 import json
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -362,11 +363,24 @@ GRAPH_TABLES = (Model, Dataset, FinetuneResult, DatasetSimilarity, DatasetCovera
 def data_revision(*, db_session: Session) -> str:
     """A cheap fingerprint of the graph's rows: counts and newest times of every table, in one
     statement (every rank asks: one round trip instead of five)."""
+    return _graph_state(db_session)[0]
+
+
+@lru_cache(maxsize=1)
+def _graph_state_statement():
+    """data_revision's counts and newest times, then the latest graph version's id: built once (a
+    rank runs it; building the statement cost more than running it on SQLite)."""
     columns = [select(agg).scalar_subquery() for table in GRAPH_TABLES
                for agg in (func.count(table.id), func.max(table.updated_at))]
-    values = db_session.execute(select(*columns)).one()
+    latest = select(GraphVersion.id).order_by(GraphVersion.created_at.desc()).limit(1).scalar_subquery()
+    return select(*columns, latest)
+
+
+def _graph_state(db_session: Session) -> tuple[str, str | None]:
+    """(data_revision, the latest graph version's id or None) in one round trip."""
+    values = db_session.execute(_graph_state_statement()).one()
     parts = [f"{table.__tablename__}:{values[2 * i]}:{values[2 * i + 1]}" for i, table in enumerate(GRAPH_TABLES)]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+    return hashlib.sha256("|".join(parts).encode()).hexdigest(), values[-1]
 
 
 def training_hash(zoo: Zoo) -> str:
@@ -392,32 +406,44 @@ class _Loaded:
     training_hash: str
     model_ids: dict[str, str]  # model name -> id
     model_names: dict[str, str]  # model id or name -> name: what a rank's candidates may say
+    dataset_names: dict[str, str]  # dataset id or name -> name
+    version_id: str
+    version_training_hash: str  # what the version was trained on (differs from training_hash: stale)
 
 
 class _ZooCache:
     """The graph rows, their tables (and what is memoised on them), the latest trained ranker and
-    the model ids, reloaded only when the data or version change."""
+    the model and dataset ids, reloaded only when the data or version change."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._key: tuple[str, str | None] | None = None
         self._value: _Loaded | None = None
 
-    def get(self, db_session: Session, version: GraphVersion) -> _Loaded:
+    def get(self, db_session: Session, revision: str, version_id: str) -> _Loaded:
+        """What is loaded for (data_revision, version id); loaded now if either changed."""
         from services.selection.mc.graph import tables_from_zoo
         from services.selection.mc.predictor import Ranker
 
-        key = (data_revision(db_session=db_session), version.id)
+        key = (revision, version_id)
         with self._lock:
             if self._key != key or self._value is None:
+                version = db_session.get(GraphVersion, version_id)
                 zoo = load_zoo(db_session=db_session)
                 ranker = Ranker.from_bytes(version.predictor)
                 _compile_forests(ranker)
                 model_ids = dict(db_session.execute(select(Model.name, Model.id)).all())
-                model_names = {**{model_id: name for name, model_id in model_ids.items()}, **{n: n for n in model_ids}}
-                self._value = _Loaded(zoo, tables_from_zoo(zoo), ranker, training_hash(zoo), model_ids, model_names)
+                dataset_ids = dict(db_session.execute(select(Dataset.name, Dataset.id)).all())
+                self._value = _Loaded(zoo, tables_from_zoo(zoo), ranker, training_hash(zoo), model_ids,
+                                      _by_id_and_name(model_ids), _by_id_and_name(dataset_ids), version.id,
+                                      version.training_hash)
                 self._key = key
             return self._value
+
+
+def _by_id_and_name(ids: dict[str, str]) -> dict[str, str]:
+    """name -> id as {id or name: name}: the two ways a request may name a row."""
+    return {**{row_id: name for name, row_id in ids.items()}, **{name: name for name in ids}}
 
 
 _cache = _ZooCache()
@@ -458,17 +484,19 @@ def latest_version(*, db_session: Session) -> GraphVersion | None:
 
 
 def rank(*, db_session: Session, body: RankRequest) -> dict[str, Any]:
-    version = latest_version(db_session=db_session)
-    if version is None:
+    revision, version_id = _graph_state(db_session)  # one round trip; the rest is in memory until they change
+    if version_id is None:
         raise Problem(409, "no trained matching graph yet: run POST /v1/selection/fit first",
                       title="Graph not trained")
-    loaded = _cache.get(db_session, version)
+    loaded = _cache.get(db_session, revision, version_id)
     zoo, ranker = loaded.zoo, loaded.ranker
     distances: dict[str, float] | None = None
     metadata: dict[str, float] | None = None
     coverage: dict[str, float] | None = None
     if body.dataset is not None:
-        target = get_dataset(db_session=db_session, ident=body.dataset).name
+        target = loaded.dataset_names.get(body.dataset)
+        if target is None:
+            raise not_found("dataset", body.dataset)
     else:
         inline = body.inline
         target = inline.name
@@ -495,8 +523,8 @@ def rank(*, db_session: Session, body: RankRequest) -> dict[str, Any]:
     return {
         "dataset": target,
         "predictor_version": ranker.version,
-        "graph_version_id": version.id,
-        "graph_stale": loaded.training_hash != version.training_hash,
+        "graph_version_id": loaded.version_id,
+        "graph_stale": loaded.training_hash != loaded.version_training_hash,
         "ranking": [{"model": r.model, "model_id": ids.get(r.model), "rank": r.rank, "score": r.score,
                      "explanation": r.evidence} for r in ranked],
     }
@@ -505,10 +533,11 @@ def rank(*, db_session: Session, body: RankRequest) -> dict[str, Any]:
 def _model_names(by_ident: dict[str, str], idents: list[str]) -> list[str]:
     """Resolve many model ids or names (a ranking may name thousands) against the loaded graph's
     models, without a query."""
-    unknown = [i for i in idents if i not in by_ident]
-    if unknown:
+    names = [by_ident.get(i) for i in idents]
+    if None in names:
+        unknown = [i for i, name in zip(idents, names) if name is None]
         raise Problem(404, f"unknown models: {', '.join(unknown[:10])}" + (" …" if len(unknown) > 10 else ""))
-    return [by_ident[i] for i in idents]
+    return names
 
 
 def _comparable_distance(profile: np.ndarray, other, method: str = "") -> float | None:

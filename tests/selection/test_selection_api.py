@@ -127,6 +127,20 @@ def test_rank_finds_known_answer_with_explanation(api, clean_selection, celery_w
     ranked = api.post("/v1/selection/rank", json={"dataset": "a_new", "candidates": ["mE", "mA"]})
     assert ranked.status_code == 200, ranked.text
     assert [r["model"] for r in ranked.json()["ranking"]] == ["mA", "mE"]
+    # the dataset may be named by id too; an unknown one is a 404 (the loaded graph's names, no query)
+    datasets = {d["name"]: d["id"] for d in api.get("/v1/selection/datasets").json()}
+    by_id = api.post("/v1/selection/rank", json={"dataset": datasets["a_new"], "k": 4}).json()
+    assert by_id["dataset"] == "a_new" and by_id["ranking"] == api.post(
+        "/v1/selection/rank", json={"dataset": "a_new", "k": 4}).json()["ranking"]
+    ghost = api.post("/v1/selection/rank", json={"dataset": "ghost"})
+    assert ghost.status_code == 404 and ghost.headers["content-type"].startswith("application/problem+json")
+    # a dataset registered after the graph was loaded is rankable at once
+    assert api.post("/v1/selection/datasets", json={"name": "a_later"}).status_code == 201
+    api.post("/v1/selection/similarities", json={"dataset_a": "a_later", "dataset_b": "a1", "value": 1.0})
+    assert api.post("/v1/selection/rank", json={"dataset": "a_later", "k": 1}).json()["ranking"][0]["model"] == "mA"
+    # a new version is picked up: its id is the one answered
+    version = fit(api, members=1, embedding="sage")["result"]["graph_version_id"]
+    assert api.post("/v1/selection/rank", json={"dataset": "a_new", "k": 1}).json()["graph_version_id"] == version
 
 
 def test_new_result_marks_graph_stale_and_is_used(api, clean_selection, celery_worker):

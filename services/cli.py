@@ -204,11 +204,11 @@ def bench_selection(
 
 
 def _gateway_rank_latency(zoo, ranker, target: str, candidates: list[str]) -> dict:
-    from services.gateway.benchserver import rank_latency_over_http, seeded_server
+    from services.gateway.benchserver import RATE_LIMIT_OUT_OF_REACH, rank_latency_over_http, seeded_server
 
     # the same graph served with compiled LightGBM models (the default) and with LightGBM's own predict
-    with seeded_server(zoo, ranker) as compiled, \
-            seeded_server(zoo, ranker, compile_forests=False) as lightgbm:
+    with seeded_server(zoo, ranker, env=RATE_LIMIT_OUT_OF_REACH) as compiled, \
+            seeded_server(zoo, ranker, env=RATE_LIMIT_OUT_OF_REACH, compile_forests=False) as lightgbm:
         by_inference = rank_latency_over_http({"compiled": compiled, "lightgbm": lightgbm},
                                               {"dataset": target, "candidates": candidates, "k": 10})
     return {"inference": "compiled", **by_inference["compiled"], "by_inference": by_inference}

@@ -30,7 +30,6 @@ import numpy as np
 RANK_PATH = "/v1/selection/rank"
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "benchmarks" / "transfergraph-image"
 MAX_CLIENTS, MAX_SECONDS = 256, 600.0
-UNLIMITED = str(10**9)  # requests a minute and burst of the bench server's rate limit: on, but never reached
 Say = Callable[[str], None]
 
 
@@ -107,10 +106,9 @@ def prepare(data: Path | None, *, synthetic: bool = False) -> tuple[Any, Any, di
 
 def bench_server(zoo, ranker):
     """benchserver.seeded_server, with the rate limit set out of reach (see the module docstring)."""
-    from services.gateway.benchserver import seeded_server
+    from services.gateway.benchserver import RATE_LIMIT_OUT_OF_REACH, seeded_server
 
-    return seeded_server(zoo, ranker, env={"ATELIER_RATE_LIMIT_PER_MINUTE": UNLIMITED,
-                                            "ATELIER_RATE_LIMIT_BURST": UNLIMITED, "HF_HUB_OFFLINE": "1"})
+    return seeded_server(zoo, ranker, env={**RATE_LIMIT_OUT_OF_REACH, "HF_HUB_OFFLINE": "1"})
 
 
 # ---- the load

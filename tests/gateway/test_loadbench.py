@@ -70,14 +70,15 @@ def test_the_gateway_latency_times_a_compiled_and_a_lightgbm_server_call_for_cal
 
     def recording_server(home, *, env=None):
         cached = list(benchserver.Path(home).glob(".atelier/cache/forests/*.o"))
-        started.append((env["ATELIER_COMPILE_FORESTS"], len(cached)))
+        started.append((env["ATELIER_COMPILE_FORESTS"], len(cached), env["ATELIER_RATE_LIMIT_BURST"]))
         return real_server(home, env=env)
 
     monkeypatch.setattr(benchserver, "local_server", recording_server)
     members = [m for m in ranker.members or [ranker] if m.model is not None]
     assert members  # there is a forest to compile
     report = _gateway_rank_latency(zoo, ranker, body["dataset"], [])
-    assert started == [("true", len(members)), ("false", 0)]
+    never = benchserver.RATE_LIMIT_OUT_OF_REACH["ATELIER_RATE_LIMIT_BURST"]  # 201 quick calls a key: none refused
+    assert started == [("true", len(members), never), ("false", 0, never)]
     assert report["inference"] == "compiled" and set(report["by_inference"]) == {"compiled", "lightgbm"}
     for timing in report["by_inference"].values():
         assert timing["calls"] == 200 and 0 < timing["p50_ms"] <= timing["p99_ms"]

@@ -56,7 +56,7 @@ class GraphTables:
 
     def distance(self, a: str, b: Iterable[str]) -> np.ndarray:
         """Distances from `a` to each of `b`, NaN where either is unknown."""
-        pos = self._dist_positions()
+        pos = self.dist_positions()
         at = [pos.get(x, -1) for x in b]
         if a not in pos:
             return np.full(len(at), np.nan)
@@ -64,7 +64,8 @@ class GraphTables:
         row = memo(self, "dist_array", lambda: self.dist.to_numpy(dtype=float))[pos[a]]
         return np.where(at >= 0, row[np.maximum(at, 0)], np.nan) if len(at) else np.empty(0)
 
-    def _dist_positions(self) -> dict[str, int]:
+    def dist_positions(self) -> dict[str, int]:
+        """Row of each name in dist (memoised; shared, so not to be edited)."""
         return memo(self, "dist_positions", lambda: {n: i for i, n in enumerate(self.dist.index.tolist())})
 
     def with_method(self, method: str) -> "GraphTables":
@@ -83,7 +84,7 @@ class GraphTables:
         # numpy and Index.append rather than reindex / .loc enlargement or lists of the labels:
         # this runs on every rank of an inline dataset
         base = self.dist.index
-        pos = self._dist_positions()
+        pos = self.dist_positions()
         at = pos.get(name, len(pos))
         names = base if name in pos else base.append(pd.Index([name], dtype=base.dtype))
         known = [(at if o == name else pos[o], float(v)) for o, v in distances.items() if o in pos or o == name]

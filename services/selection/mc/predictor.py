@@ -168,7 +168,7 @@ class _Base:
         self.model_cols = [f"m_{c}" for c in tables.model_feats.columns]
         self.family = tables.model_family.reindex(tables.models).fillna("").to_numpy()
         self.pretrain = _pretrain_pos(tables)
-        self.dist_pos = {n: i for i, n in enumerate(tables.dist.index.tolist())}
+        self.dist_pos = tables.dist_positions()
         self.dist = tables.dist.to_numpy(dtype=float)
         self.dataset_feats = tables.dataset_feats
 
@@ -474,7 +474,7 @@ def row_features(
 
 def _pretrain_pos(tables: GraphTables) -> np.ndarray:
     """Row of each model's pretraining dataset in tables.dist (-1: none)."""
-    pos = {n: i for i, n in enumerate(tables.dist.index.tolist())}
+    pos = tables.dist_positions()
     pk = tables.pretrain_key.reindex(tables.models).to_numpy()
     return np.array([pos.get(k, -1) if isinstance(k, str) else -1 for k in pk], dtype=int)
 

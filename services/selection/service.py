@@ -477,8 +477,8 @@ def _compile_forests(ranker) -> threading.Thread | None:
 
 
 def latest_version(*, db_session: Session) -> GraphVersion | None:
-    """The newest graph version; its predictor and evaluation load when read (a rank reads the
-    predictor only when the version is new to this process)."""
+    """The newest graph version, without its predictor and evaluation (they load if read; the
+    dashboard's graph reads neither; rank reads the predictor by id, see _ZooCache)."""
     return db_session.scalar(select(GraphVersion).options(defer(GraphVersion.predictor), defer(GraphVersion.evaluation))
                              .order_by(GraphVersion.created_at.desc()).limit(1))
 

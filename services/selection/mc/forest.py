@@ -88,10 +88,10 @@ def probe_rows(booster, *, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     rows = 512
     X = np.empty((rows, booster.num_feature()), dtype=np.float32)
+    # LightGBM writes thresholds beyond float32's range (up to DBL_MAX); their float32 edge probes them
+    largest = float(np.finfo(np.float32).max)
     for j in range(X.shape[1]):
         numeric = np.float64([t for t in splits.get(j, []) if not isinstance(t, str)])
-        # LightGBM writes thresholds beyond float32's range (up to DBL_MAX); their float32 edge probes them
-        largest = float(np.finfo(np.float32).max)
         numeric = np.clip(numeric, -largest, largest).astype(np.float32)
         with np.errstate(over="ignore"):  # the edge's neighbour is infinity: a probe too
             around = np.concatenate([numeric, np.nextafter(numeric, np.float32(np.inf)),

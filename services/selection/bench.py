@@ -69,7 +69,11 @@ def ablation_methods() -> dict:
         "mc_boa_anchor": ranker_method(replace(PRIMARY_CONFIG, priors=("e_mean",))),
         # the anchors before kriging (e_krig stays a LightGBM feature)
         "mc_no_kriging_anchor": ranker_method(replace(PRIMARY_CONFIG, priors=("e_mean", "e_cf1"))),
-        "mc_no_one_se": ranker_method(replace(PRIMARY_CONFIG, one_se=False)),
+        "mc_no_one_se": ranker_method(replace(PRIMARY_CONFIG, one_se=False, band_mean=())),
+        # the primary averages the one-SE band for its main blend: also for the top blend, or for
+        # neither (the simplest blend of each band, the primary until 2026-11-28)
+        "mc_band_mean": ranker_method(replace(PRIMARY_CONFIG, band_mean=("main", "top"))),
+        "mc_one_se_simplest": ranker_method(replace(PRIMARY_CONFIG, band_mean=())),
         "mc_no_monotone": ranker_method(replace(PRIMARY_CONFIG, monotone=False)),
         "mc_no_pretrain_term": ranker_method(replace(PRIMARY_CONFIG, pretrain_grid=(0.0,))),
         # the primary before its pretraining weight could outweigh the evidence (p <= 1)

@@ -968,3 +968,43 @@ def test_the_service_compiles_a_loaded_ranker_in_the_background_and_reuses_its_c
     assert first.forest is not None and first.forest.cache_file.parent == service.forest_cache_dir()
     again = Ranker.from_bytes(blob)
     assert service._compile_forests(again) is None and again.forest is not None  # loaded from the cache at once
+
+
+def test_one_se_band_holds_the_blends_within_a_paired_standard_error_of_the_best():
+    from services.selection.mc.predictor import _one_se_band
+
+    crit = np.array([[1.0, 1.0, 1.0, 1.0],   # best mean 1.0
+                     [0.9, 1.1, 0.9, 1.1],   # same mean, paired SE 0.058: in
+                     [0.9, 0.9, 0.9, 0.9],   # 0.1 below with paired SE 0: out
+                     [0.5, 1.5, 0.4, 1.4]])  # 0.05 below with paired SE 0.29: in
+    assert list(_one_se_band(crit)) == [0, 1, 3]
+    assert list(_one_se_band(crit[:, :2])) == [0]  # too few datasets for an SE: the best alone
+
+
+def test_band_mean_scores_with_the_mean_of_the_band_blends():
+    from dataclasses import replace
+
+    from services.selection.mc.predictor import _band_weights, _blend_of
+
+    zoo, _ = make_zoo(n_models=10)
+    tables = tables_from_zoo(zoo.without_results_of(["d6"]))
+    cfg = replace(FAST, band_mean=("main", "top"), corrections=("lgbm", "sw", "nn"), taus=(0.25, 0.5))
+    r = Ranker(cfg).fit(tables, hide=["d6"])
+    assert r.blend["band"] >= 1 and sum(r.blend["weights"].values()) > 0
+    assert r.top_blend is not None and "weights" in r.top_blend
+    assert r.cv["weights"] == r.blend["weights"]
+    score, top, names, F, _ = r._score_matrix(tables, "d6")
+    # averaging blends that are weighted sums of z-scores is one weighted sum: check it on any band
+    anchors = ("e_mean", "e_cf1")
+    combos = [(0, None, 0.0, 0.0, 0.0), (1, ("S", 0.5), 0.5, 0.25, 0.0), (0, ("F", "e_nn1"), 1.0, 0.0, 1.0)]
+    if r.model is not None:
+        combos.append((1, ("L", None), 0.25, 0.0, 0.5))
+    mean_of_scores = np.mean([r._blend_score(names, F, _blend_of(c, anchors)) for c in combos], axis=0)
+    weights = {"weights": _band_weights(combos, range(len(combos)), anchors)}
+    np.testing.assert_allclose(r._blend_score(names, F, weights), mean_of_scores, atol=1e-12)
+    back = Ranker.from_bytes(r.to_bytes())
+    np.testing.assert_allclose(back.scores(tables, "d6")[0], r.scores(tables, "d6")[0])
+    main_only = Ranker(replace(cfg, band_mean=("main",))).fit(tables, hide=["d6"])
+    assert "weights" in main_only.blend and "weights" not in main_only.top_blend
+    # (FAST has one LightGBM variant, so both fits allow the same blends for the top one)
+    assert main_only.top_blend == Ranker(replace(cfg, band_mean=())).fit(tables, hide=["d6"]).top_blend

@@ -1008,3 +1008,14 @@ def test_band_mean_scores_with_the_mean_of_the_band_blends():
     assert "weights" in main_only.blend and "weights" not in main_only.top_blend
     # (FAST has one LightGBM variant, so both fits allow the same blends for the top one)
     assert main_only.top_blend == Ranker(replace(cfg, band_mean=())).fit(tables, hide=["d6"]).top_blend
+
+
+def test_the_lightgbm_baseline_keeps_one_blend_chosen_as_it_was_measured():
+    # the primary's band mean must not change the baseline it is compared with
+    from services.selection.mc.evaluate import lgbm_without_graph
+
+    zoo, _ = make_zoo(n_models=10)
+    tables = tables_from_zoo(zoo.without_results_of(["d6"]))
+    baseline = Ranker(lgbm_without_graph().config).fit(tables, hide=["d6"])
+    assert "weights" not in baseline.blend and baseline.blend["correction"] == "lgbm"
+    assert "weights" in Ranker(FAST).fit(tables, hide=["d6"]).blend  # the primary's default averages

@@ -134,7 +134,8 @@ def lgbm_without_graph() -> Method:
     return ranker_method(RankerConfig(families=("model", "dataset", "evidence"), embedding="none", blend_grid=(1.0,), members=1,
                                       corrections=("lgbm",), graph_grid=(0.0,), monotone=False, top_blend=False,
                                       objective="regression", select_graph_family=False,
-                                      pretrain_grid=NARROW_PRETRAIN_GRID))  # the grid it was measured with
+                                      # the grid and the one-SE choice it was measured with
+                                      pretrain_grid=NARROW_PRETRAIN_GRID, band_mean=()))
 
 
 # ---------------------------------------------------------------- harness

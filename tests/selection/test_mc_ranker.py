@@ -981,6 +981,31 @@ def test_one_se_band_holds_the_blends_within_a_paired_standard_error_of_the_best
     assert list(_one_se_band(crit[:, :2])) == [0]  # too few datasets for an SE: the best alone
 
 
+def test_top_tiebreak_by_main_takes_the_band_member_best_on_the_main_criterion():
+    from dataclasses import replace
+
+    from services.selection.mc.predictor import _best_on_main_within_one_se, _complexity
+
+    # (anchor, correction, shrink, graph, pretrain) combos: the anchor alone is the simplest
+    combos = [(0, None, 0.0, 0.0, 0.0), (0, ("S", 0.5), 0.5, 0.0, 0.0), (0, ("S", 0.5), 0.5, 0.0, 1.0),
+              (0, ("S", 0.5), 1.0, 0.0, 0.0)]
+    assert sorted(range(4), key=lambda i: _complexity(combos[i]))[0] == 0
+    rel = np.array([[1.0, 0.9, 1.0, 0.9], [1.0, 0.9, 1.0, 0.9], [0.9, 1.0, 1.0, 0.9], [0.5, 0.5, 0.5, 0.5]])
+    main = np.array([[1.2, 1.0, 1.1, 1.0], [1.5, 1.4, 1.6, 1.5], [1.9, 2.0, 1.9, 1.8], [2.0, 2.0, 2.0, 2.0]])
+    # the band on rel@1 is {0, 1, 2} (3 is far below); 2 is best on main; 3 is out of the band
+    assert _best_on_main_within_one_se(combos, rel, main) == 2
+    # main ties go to the simplest
+    assert _best_on_main_within_one_se(combos, rel, np.ones_like(main)) == 0
+
+    zoo, _ = make_zoo(n_models=10)
+    tables = tables_from_zoo(zoo.without_results_of(["d6"]))
+    cfg = replace(FAST, corrections=("lgbm", "sw", "nn"), taus=(0.25, 0.5))
+    simplest = Ranker(cfg).fit(tables, hide=["d6"])
+    by_main = Ranker(replace(cfg, top_tiebreak="main")).fit(tables, hide=["d6"])
+    # the same main blend; the top blend changes only which member of its band is taken
+    assert by_main.blend == simplest.blend and by_main.top_blend is not None
+
+
 def test_band_mean_scores_with_the_mean_of_the_band_blends():
     from dataclasses import replace
 

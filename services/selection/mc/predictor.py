@@ -586,6 +586,11 @@ class RankerConfig:
     # (rel@1). With top_blend the inner CV also picks a second blend on rel@1 alone; its best model
     # goes first and the rest keep the first blend's order
     top_blend: bool = True
+    # which blend of the top blend's one-SE band (rel@1 alone) goes first: "simplest", or "main",
+    # the one best on the main blend's criterion (pearson + rel@1). rel@1 ties across many blends
+    # (a few distinct first picks per training dataset), and where it cannot decide, the simplest
+    # blend is the anchor alone whether or not the anchor orders the records well
+    top_tiebreak: str = "simplest"
     # several similarity methods (e.g. one per profile modality): "auto" fits a ranker on each
     # method's distances and keeps the one with the best inner-CV score; or a method's name
     similarity: str = "auto"
@@ -712,6 +717,13 @@ def _simplest_within_one_se(combos: list[tuple], crit: np.ndarray, one_se: bool)
     if not one_se:
         return int(np.argmax(crit.mean(axis=1)))
     return int(min(_one_se_band(crit), key=lambda i: (_complexity(combos[i]), i)))
+
+
+def _best_on_main_within_one_se(combos: list[tuple], crit_top: np.ndarray, crit_main: np.ndarray) -> int:
+    """Index of the blend within one SE of the best on crit_top that is best on crit_main (mean over
+    the training datasets); ties go to the simplest."""
+    main = crit_main.mean(axis=1)
+    return int(min(_one_se_band(crit_top), key=lambda i: (-main[i], _complexity(combos[i]), i)))
 
 
 def _combo_weights(combo: tuple, anchors: Sequence[str]) -> dict[str, float]:
@@ -947,7 +959,11 @@ class Ranker:
         uses_lgbm = self._names_lgbm(self.blend)
         self.top_blend = None
         if cfg.top_blend:
-            ti = allowed[_simplest_within_one_se([combos[i] for i in allowed], crit_top[allowed], cfg.one_se)]
+            sub = [combos[i] for i in allowed]
+            if cfg.top_tiebreak == "main" and cfg.one_se:
+                ti = allowed[_best_on_main_within_one_se(sub, crit_top[allowed], crit[allowed])]
+            else:
+                ti = allowed[_simplest_within_one_se(sub, crit_top[allowed], cfg.one_se)]
             self.top_blend = chosen(crit_top, ti, "top" in cfg.band_mean)
         self.alpha = s if uses_lgbm else 0.0
         self.tau = corr[1] if corr is not None and corr[0] == "S" else 1.0

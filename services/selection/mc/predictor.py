@@ -589,7 +589,9 @@ class RankerConfig:
     # which blend of the top blend's one-SE band (rel@1 alone) goes first: "simplest", or "main",
     # the one best on the main blend's criterion (pearson + rel@1). rel@1 ties across many blends
     # (a few distinct first picks per training dataset), and where it cannot decide, the simplest
-    # blend is the anchor alone whether or not the anchor orders the records well
+    # blend is the anchor alone whether or not the anchor orders the records well. "main" lost
+    # TransferGraph's stanfordcars pick, which the simplest (best-on-average's) gets right, so it
+    # is the ablation mc_top_by_main, not the default (README, "Which of the top band goes first")
     top_tiebreak: str = "simplest"
     # several similarity methods (e.g. one per profile modality): "auto" fits a ranker on each
     # method's distances and keeps the one with the best inner-CV score; or a method's name

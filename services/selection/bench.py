@@ -76,6 +76,8 @@ def ablation_methods() -> dict:
         "mc_one_se_simplest": ranker_method(replace(PRIMARY_CONFIG, band_mean=())),
         # the top blend's band member best on the main criterion, not its simplest
         "mc_top_by_main": ranker_method(replace(PRIMARY_CONFIG, top_tiebreak="main")),
+        # the similarity method chosen on the band mean's own inner-CV criterion
+        "mc_band_inner_score": ranker_method(replace(PRIMARY_CONFIG, band_inner_score=True)),
         "mc_no_monotone": ranker_method(replace(PRIMARY_CONFIG, monotone=False)),
         "mc_no_pretrain_term": ranker_method(replace(PRIMARY_CONFIG, pretrain_grid=(0.0,))),
         # the primary before its pretraining weight could outweigh the evidence (p <= 1)

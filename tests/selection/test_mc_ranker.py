@@ -1006,6 +1006,32 @@ def test_top_tiebreak_by_main_takes_the_band_member_best_on_the_main_criterion()
     assert by_main.blend == simplest.blend and by_main.top_blend is not None
 
 
+def test_band_inner_score_is_the_criterion_of_the_band_mean_blend():
+    from dataclasses import replace
+
+    from services.selection.mc.predictor import _band_mean_criterion, _criterion
+
+    truth = np.array([0.1, 0.5, 0.9, 0.3])
+    S = np.array([[0.0, 1.0, 2.0, 3.0],    # ranks the best (index 2) second
+                  [3.0, 1.0, 2.0, 0.0],
+                  [0.0, 0.5, 3.0, 0.2]])   # puts the best first
+    one = _band_mean_criterion([(S, truth)], [2])
+    pear, rel = _criterion(S[2:3], truth)
+    assert one == pytest.approx(float(pear[0] + rel[0]))
+    # the band's mean row is its blend's score, not the mean of the rows' criteria
+    mean_row = (S[0] + S[1]) / 2
+    pear, rel = _criterion(mean_row[None, :], truth)
+    assert _band_mean_criterion([(S, truth)], [0, 1]) == pytest.approx(float(pear[0] + rel[0]))
+    crit_rows = [sum(_criterion(S[i:i + 1], truth)).item() for i in (0, 1)]
+    assert _band_mean_criterion([(S, truth)], [0, 1]) != pytest.approx(float(np.mean(crit_rows)))
+
+    zoo, _ = make_zoo(n_models=10)
+    tables = tables_from_zoo(zoo.without_results_of(["d6"]))
+    cfg = replace(FAST, corrections=("lgbm", "sw", "nn"), taus=(0.25, 0.5))
+    default, by_band = Ranker(cfg).fit(tables, hide=["d6"]), Ranker(replace(cfg, band_inner_score=True)).fit(tables, hide=["d6"])
+    assert by_band.blend == default.blend and by_band.top_blend == default.top_blend  # only the score moves
+
+
 def test_band_mean_scores_with_the_mean_of_the_band_blends():
     from dataclasses import replace
 

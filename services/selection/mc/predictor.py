@@ -593,6 +593,11 @@ class RankerConfig:
     # TransferGraph's stanfordcars pick, which the simplest (best-on-average's) gets right, so it
     # is the ablation mc_top_by_main, not the default (README, "Which of the top band goes first")
     top_tiebreak: str = "simplest"
+    # with the band mean, the inner-CV score that `similarity="auto"` compares is the band mean's
+    # own criterion rather than one chosen combo's (False: the primary's, as measured). Measured as
+    # mc_band_inner_score: the same on complete records, sparse zoo first picks back (README,
+    # "Averaging the band"); not the default until its adoption runs are done
+    band_inner_score: bool = False
     # several similarity methods (e.g. one per profile modality): "auto" fits a ranker on each
     # method's distances and keeps the one with the best inner-CV score; or a method's name
     similarity: str = "auto"
@@ -726,6 +731,12 @@ def _best_on_main_within_one_se(combos: list[tuple], crit_top: np.ndarray, crit_
     the training datasets); ties go to the simplest."""
     main = crit_main.mean(axis=1)
     return int(min(_one_se_band(crit_top), key=lambda i: (-main[i], _complexity(combos[i]), i)))
+
+
+def _band_mean_criterion(scores: Sequence[tuple[np.ndarray, np.ndarray]], band: Sequence[int]) -> float:
+    """The inner-CV criterion (pearson + rel@1, mean over the training datasets) of the band's mean
+    blend: per dataset, the mean of the band's score rows is that blend's score."""
+    return float(np.mean([sum(_criterion(S[list(band)].mean(axis=0, keepdims=True), t)).item() for S, t in scores]))
 
 
 def _combo_weights(combo: tuple, anchors: Sequence[str]) -> dict[str, float]:
@@ -913,6 +924,7 @@ class Ranker:
             raise ValueError("nothing to score with: no anchor, correction or graph score")
         crit = np.zeros((len(combos), len(train)))
         crit_top = np.zeros((len(combos), len(train)))
+        kept_scores: list[tuple[np.ndarray, np.ndarray]] = []  # (S, truth) per dataset, for band_inner_score
         for k, d in enumerate(train):
             m = groups == d
             comp: dict[Any, np.ndarray] = {("L", v): _z(oof[v][m]) for v in variants}
@@ -936,6 +948,8 @@ class Ranker:
             ])
             pear, rel = _criterion(S, truths[d])
             crit[:, k], crit_top[:, k] = pear + rel, rel
+            if cfg.band_inner_score:
+                kept_scores.append((S, truths[d]))
         best = _simplest_within_one_se(combos, crit, cfg.one_se)
         if "main" in cfg.band_mean:  # the LightGBM variant of the best mean: one fitted model serves the band
             top_mean = combos[int(np.argmax(crit.mean(axis=1)))]
@@ -970,8 +984,12 @@ class Ranker:
         self.alpha = s if uses_lgbm else 0.0
         self.tau = corr[1] if corr is not None and corr[0] == "S" else 1.0
         anchor = self.blend["anchor"]
+        inner_score = float(crit[best].mean())
+        if cfg.band_inner_score and "weights" in self.blend:
+            band = [allowed[i] for i in _one_se_band(crit[allowed])]
+            inner_score = _band_mean_criterion(kept_scores, band)
         self.cv = {
-            "inner_score": float(crit[best].mean()), "inner_score_best": float(crit.mean(axis=1).max()),
+            "inner_score": inner_score, "inner_score_best": float(crit.mean(axis=1).max()),
             "one_se": cfg.one_se, "tau": self.tau, "alpha": self.alpha, "lgbm": pi, "objective": obj,
             "lgbm_graph_features": "g_score" in self.lgbm_features, "prior": anchor, "anchor": anchor,
             "correction": self.blend["correction"], "shrink": s, "prior_share": 1 - s, "graph_weight": g,

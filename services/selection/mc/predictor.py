@@ -963,10 +963,13 @@ class Ranker:
         # the same LightGBM variant as the main blend (or none): one fitted model serves every blend
         allowed = [i for i, c in enumerate(combos) if c[1] is None or c[1][0] != "L" or c[1][1] == v]
 
+        def band_of(criterion: np.ndarray) -> list[int]:  # the one-SE band among the allowed blends
+            return [allowed[i] for i in _one_se_band(criterion[allowed])]
+
         def chosen(criterion: np.ndarray, index: int, averaged: bool) -> dict[str, Any]:
             blend = _blend_of(combos[index], anchors)
             if averaged:
-                band = [allowed[i] for i in _one_se_band(criterion[allowed])]
+                band = band_of(criterion)
                 blend["weights"] = _band_weights(combos, band, anchors)
                 blend["band"] = len(band)
             return blend
@@ -986,8 +989,7 @@ class Ranker:
         anchor = self.blend["anchor"]
         inner_score = float(crit[best].mean())
         if cfg.band_inner_score and "weights" in self.blend:
-            band = [allowed[i] for i in _one_se_band(crit[allowed])]
-            inner_score = _band_mean_criterion(kept_scores, band)
+            inner_score = _band_mean_criterion(kept_scores, band_of(crit))
         self.cv = {
             "inner_score": inner_score, "inner_score_best": float(crit.mean(axis=1).max()),
             "one_se": cfg.one_se, "tau": self.tau, "alpha": self.alpha, "lgbm": pi, "objective": obj,

@@ -78,6 +78,9 @@ def ablation_methods() -> dict:
         "mc_top_by_main": ranker_method(replace(PRIMARY_CONFIG, top_tiebreak="main")),
         # the similarity method chosen on the band mean's own inner-CV criterion
         "mc_band_inner_score": ranker_method(replace(PRIMARY_CONFIG, band_inner_score=True)),
+        # the top blend's first pick judged among every model of a training dataset, as at rank
+        # time, where it has a result; not among the models with results only
+        "mc_top_judged_on_all": ranker_method(replace(PRIMARY_CONFIG, top_judged_on="all")),
         "mc_no_monotone": ranker_method(replace(PRIMARY_CONFIG, monotone=False)),
         "mc_no_pretrain_term": ranker_method(replace(PRIMARY_CONFIG, pretrain_grid=(0.0,))),
         # the primary before its pretraining weight could outweigh the evidence (p <= 1)

@@ -1070,3 +1070,63 @@ def test_the_lightgbm_baseline_keeps_one_blend_chosen_as_it_was_measured():
     baseline = Ranker(lgbm_without_graph().config).fit(tables, hide=["d6"])
     assert "weights" not in baseline.blend and baseline.blend["correction"] == "lgbm"
     assert "weights" in Ranker(FAST).fit(tables, hide=["d6"]).blend  # the primary's default averages
+
+
+def test_the_judged_band_counts_only_the_datasets_that_judged_each_blend():
+    from services.selection.mc.predictor import _judged_band
+
+    nan = np.nan
+    crit = np.array([[1.0, 1.0, nan, 1.0, 1.0],   # judged on 4, mean 1.0: the best
+                     [0.9, nan, 0.9, 0.9, 0.9],   # 0.1 below on the 3 datasets both judged, no spread: out
+                     [1.0, nan, nan, nan, 1.0],   # ties the best but judged on 2 (< 3): never in
+                     [0.7, 1.0, nan, 1.3, 1.0],   # same mean on 4 shared datasets, paired SE 0.12: in
+                     [1.0, 1.0, 1.0, nan, nan]])  # judged on 3, mean 1.0, shares 2 with the best: no SE, ties: in
+    assert list(_judged_band(crit)) == [0, 3, 4]
+    # a NaN is not a zero: the same blends fully judged at those values would score lower
+    assert list(_judged_band(np.nan_to_num(crit))) != [0, 3, 4]
+    # without the one-SE rule: the blends tied with the best mean
+    assert list(_judged_band(crit, one_se=False)) == [0, 3, 4]
+    assert list(_judged_band(crit[:, :4] * [1, 1, 1, 0.5])) == [4]  # 4 now leads alone (0 and 3 fell)
+
+
+def _wide_zoo(n_datasets=16, n_models=6, seed=0) -> Zoo:
+    """Datasets on a line, models good near their home: many datasets, few models (like the T2I zoo)."""
+    rng = np.random.default_rng(seed)
+    z = Zoo()
+    homes = np.linspace(0, n_datasets - 1, n_models)
+    for j in range(n_models):
+        z.models[f"m{j}"] = ModelRow(name=f"m{j}", family=("a", "b")[j % 2], num_parameters=1e6 * (1 + j % 3))
+    for i in range(n_datasets):
+        z.datasets[f"d{i}"] = DatasetRow(name=f"d{i}", size=1000.0, metadata={"number_of_classes": 10})
+        for j, h in enumerate(homes):
+            z.results.append(ResultRow(f"m{j}", f"d{i}", "eval_accuracy",
+                                       0.5 + 0.4 * np.exp(-((h - i) / 3.0) ** 2) + rng.normal(0, 0.01)))
+    z.similarities += [SimilarityRow(f"d{a}", f"d{b}", abs(a - b) / 3.0, "line")
+                       for a in range(n_datasets) for b in range(a + 1, n_datasets)]
+    return z
+
+
+def test_the_top_pick_judged_on_all_models_where_training_datasets_show_few_of_them():
+    from dataclasses import replace
+
+    from services.selection.mc.evaluate import sparse_training_zoo
+
+    cfg = replace(FAST, corrections=("sw", "nn"), taus=(0.25, 0.5), embedding="none",
+                  families=tuple(f for f in FAST.families if f != "graph"))
+    every = replace(cfg, top_judged_on="all")
+    zoo = _wide_zoo()
+    # complete records: every pick has a result, so the two judgements are one
+    complete = tables_from_zoo(zoo.without_results_of(["d7"]))
+    a, b = Ranker(cfg).fit(complete, hide=["d7"]), Ranker(every).fit(complete, hide=["d7"])
+    assert a.top_blend == b.top_blend and b.cv["top_judged"] == len(b.trained_on)
+    np.testing.assert_array_equal(a.scores(complete, "d7")[0], b.scores(complete, "d7")[0])
+    # sparse records: judged where the pick among all six has a result (about half the datasets)
+    sparse = tables_from_zoo(sparse_training_zoo(zoo.without_results_of(["d7"]), 0.5, seed=1))
+    r = Ranker(every).fit(sparse, hide=["d7"])
+    assert 3 <= r.cv["top_judged"] < len(r.trained_on)
+    score, top, names, F, _ = r._score_matrix(sparse, "d7")
+    assert r.rank(sparse, "d7")[0].model == sparse.models[int(np.argmax(top))]
+    # too few judged per blend (8 datasets, a third of the results): judged on the observed models
+    few = tables_from_zoo(sparse_training_zoo(_wide_zoo(n_datasets=8).without_results_of(["d3"]), 0.34, seed=1))
+    f_all, f_obs = Ranker(every).fit(few, hide=["d3"]), Ranker(cfg).fit(few, hide=["d3"])
+    assert "top_judged" not in f_all.cv and f_all.top_blend == f_obs.top_blend

@@ -554,6 +554,11 @@ def _predict(model, X: np.ndarray, forest=None) -> np.ndarray:
 # ---------------------------------------------------------------- ranker
 
 
+# top_judged_on="all" needs the median blend judged on this many training datasets: fewer cannot
+# tell hundreds of blends apart (on sparse TransferGraph, ~4 of 12, it lost first picks)
+MIN_JUDGED_MEDIAN = 5
+
+
 @dataclass
 class RankerConfig:
     families: tuple[str, ...] = DEFAULT_FAMILIES
@@ -598,6 +603,15 @@ class RankerConfig:
     # mc_band_inner_score: the same on complete records, sparse zoo first picks back (README,
     # "Averaging the band"); not the default until its adoption runs are done
     band_inner_score: bool = False
+    # on which of a training dataset's models the inner CV judges the top blend's first pick:
+    # "observed", the models with a result there (the pick among a sparse dataset's 3 of 10 models
+    # is easy: nearly every blend reaches rel@1 0.9+ and the band is a third of the grid), or
+    # "all", the pick among every candidate as at rank time, counted only where that pick has a
+    # result (where it is random which pairs have results, an unbiased estimate of the pick's
+    # quality). The same on complete records by construction; ablation mc_top_judged_on_all. Where
+    # the median blend's pick has a result in fewer than MIN_JUDGED_MEDIAN training datasets (many
+    # candidates, few results each: sparse TransferGraph judges each blend on ~4 of 12), "observed"
+    top_judged_on: str = "observed"
     # several similarity methods (e.g. one per profile modality): "auto" fits a ranker on each
     # method's distances and keeps the one with the best inner-CV score; or a method's name
     similarity: str = "auto"
@@ -715,6 +729,24 @@ def _one_se_band(crit: np.ndarray) -> np.ndarray:
         return np.array([best])
     diff = crit[best][None, :] - crit
     se = diff.std(axis=1, ddof=1) / np.sqrt(crit.shape[1])
+    return np.where(mean >= mean[best] - se)[0]
+
+
+def _judged_band(crit: np.ndarray, *, one_se: bool = True, min_judged: int = 3) -> np.ndarray:
+    """_one_se_band where NaN means "not judged" (a first pick without a result there): each blend's
+    mean over the datasets that judged it, among blends judged on at least `min_judged`; the
+    standard error of each difference from the best over the datasets that judged both (without
+    one_se: the blends tied with the best)."""
+    judged = np.isfinite(crit)
+    count = judged.sum(axis=1)
+    mean = np.where(count >= min_judged, np.nansum(crit, axis=1) / np.maximum(count, 1), -np.inf)
+    best = int(np.argmax(mean))
+    both = judged & judged[best][None, :]
+    n = both.sum(axis=1)
+    diff = np.where(both, crit[best][None, :] - np.where(judged, crit, 0.0), 0.0)
+    dmean = diff.sum(axis=1) / np.maximum(n, 1)
+    var = ((diff - dmean[:, None]) ** 2 * both).sum(axis=1) / np.maximum(n - 1, 1)
+    se = np.where((n >= 3) & one_se, np.sqrt(var / np.maximum(n, 1)), 0.0)
     return np.where(mean >= mean[best] - se)[0]
 
 
@@ -858,6 +890,10 @@ class Ranker:
         self.categories = list(tables.families)
         self.graph_scores = self._graph_scores(tables, train, targets)
         frames, ys, groups, truths = [], [], [], {}
+        # with top_judged_on="all": each training dataset's rows without a result (scored, never
+        # trained on) and the row positions of those with one
+        judge_all = cfg.top_blend and cfg.top_judged_on == "all"
+        unjudged, unjudged_groups, observed_at = [], [], {}
         names: list[str] = []
         for d in train:
             ctx = [c for c in train if c != d]
@@ -869,6 +905,10 @@ class Ranker:
             ys.append(y[ok])
             groups += [d] * int(ok.sum())
             truths[d] = tables.quality[d].to_numpy(dtype=float)[ok]
+            if judge_all and not ok.all():
+                unjudged.append(F[~ok])
+                unjudged_groups += [d] * int((~ok).sum())
+                observed_at[d] = ok
         X = np.concatenate(frames)
         y = np.concatenate(ys)
         groups = np.array(groups)
@@ -887,6 +927,10 @@ class Ranker:
         folds = _fold_of(train, cfg.inner_folds, cfg.seed + 1)
         fold_arr = np.array([folds[g] for g in groups])
         oof = {v: np.full(len(y), np.nan) for v in variants}
+        X_un = np.concatenate(unjudged) if unjudged else np.zeros((0, X.shape[1]))
+        groups_un = np.array(unjudged_groups)
+        fold_un = np.array([folds[g] for g in groups_un], dtype=int)
+        oof_un = {v: np.full(len(X_un), np.nan) for v in variants}
         for v in variants:
             pi, obj, fs = v
             cj = [col[c] for c in featsets[fs]]
@@ -896,6 +940,8 @@ class Ranker:
                     continue
                 m = self._fit_one(X[tr][:, cj], y[tr], groups[tr], cfg.lgbm_grid[pi], obj, featsets[fs])
                 oof[v][te] = _predict(m, X[te][:, cj])
+                if (fold_un == f).any():
+                    oof_un[v][fold_un == f] = _predict(m, X_un[fold_un == f][:, cj])
 
         # blend: score = (1-s) z(anchor) + s z(correction) + g z(graph); anchor, correction, s, g
         # chosen on the benchmark's own metrics per held-out training dataset
@@ -924,32 +970,56 @@ class Ranker:
             raise ValueError("nothing to score with: no anchor, correction or graph score")
         crit = np.zeros((len(combos), len(train)))
         crit_top = np.zeros((len(combos), len(train)))
+        crit_top_all = np.zeros((len(combos), len(train))) if judge_all else None
         kept_scores: list[tuple[np.ndarray, np.ndarray]] = []  # (S, truth) per dataset, for band_inner_score
-        for k, d in enumerate(train):
-            m = groups == d
-            comp: dict[Any, np.ndarray] = {("L", v): _z(oof[v][m]) for v in variants}
+
+        def blend_scores(Xd: np.ndarray, lgbm: dict) -> np.ndarray:
+            """Every combo's score (a row each) of one dataset's rows Xd; lgbm: variant -> out-of-fold predictions."""
+            comp: dict[Any, np.ndarray] = {("L", v): _z(lgbm[v]) for v in variants}
             for t in cfg.taus:
                 if f"e_sw{t}" in col:
-                    comp[("S", t)] = _z(X[m, col[f"e_sw{t}"]])
+                    comp[("S", t)] = _z(Xd[:, col[f"e_sw{t}"]])
             for c in corrs:
                 if c[0] == "F":
-                    comp[c] = _z(X[m, col[c[1]]])
+                    comp[c] = _z(Xd[:, col[c[1]]])
             for i, a in enumerate(anchors):
-                comp[("A", i)] = _z(X[m, col[a]])
-            G = _z(X[m, col["g_score"]]) if has_g else 0.0
-            P = _z(X[m, col["m_pretrain_match"]]) if has_p else 0.0
-            zero = np.zeros(int(m.sum()))
-            S = np.stack([
+                comp[("A", i)] = _z(Xd[:, col[a]])
+            G = _z(Xd[:, col["g_score"]]) if has_g else 0.0
+            P = _z(Xd[:, col["m_pretrain_match"]]) if has_p else 0.0
+            zero = np.zeros(len(Xd))
+            return np.stack([
                 ((1 - s) * comp[("A", ai)] if ai is not None and s < 1 else zero)
                 + (s * comp[corr] if corr is not None and s > 0 else zero)
                 + (g * G if g > 0 else zero)
                 + (p * P if p > 0 else zero)
                 for ai, corr, s, g, p in combos
             ])
+
+        for k, d in enumerate(train):
+            m = groups == d
+            S = blend_scores(X[m], {v: oof[v][m] for v in variants})
             pear, rel = _criterion(S, truths[d])
             crit[:, k], crit_top[:, k] = pear + rel, rel
             if cfg.band_inner_score:
                 kept_scores.append((S, truths[d]))
+            if judge_all:
+                if d not in observed_at:  # every model has a result: the same pick
+                    crit_top_all[:, k] = rel
+                    continue
+                ok, mu = observed_at[d], groups_un == d
+                rows = np.empty((len(ok), X.shape[1]))
+                rows[ok], rows[~ok] = X[m], X_un[mu]
+                lgbm_all = {}
+                for v in variants:
+                    lgbm_all[v] = np.empty(len(ok))
+                    lgbm_all[v][ok], lgbm_all[v][~ok] = oof[v][m], oof_un[v][mu]
+                picks = np.argmax(blend_scores(rows, lgbm_all), axis=1)
+                truth_all = np.full(len(ok), np.nan)
+                truth_all[ok] = truths[d]
+                chosen_truth = truth_all[picks]
+                has = np.isfinite(chosen_truth)
+                crit_top_all[:, k] = np.nan
+                crit_top_all[has, k] = relative_quality(chosen_truth[has], truths[d])
         best = _simplest_within_one_se(combos, crit, cfg.one_se)
         if "main" in cfg.band_mean:  # the LightGBM variant of the best mean: one fitted model serves the band
             top_mean = combos[int(np.argmax(crit.mean(axis=1)))]
@@ -966,10 +1036,10 @@ class Ranker:
         def band_of(criterion: np.ndarray) -> list[int]:  # the one-SE band among the allowed blends
             return [allowed[i] for i in _one_se_band(criterion[allowed])]
 
-        def chosen(criterion: np.ndarray, index: int, averaged: bool) -> dict[str, Any]:
+        def chosen(criterion: np.ndarray, index: int, averaged: bool, band: list[int] | None = None) -> dict[str, Any]:
             blend = _blend_of(combos[index], anchors)
             if averaged:
-                band = band_of(criterion)
+                band = band if band is not None else band_of(criterion)
                 blend["weights"] = _band_weights(combos, band, anchors)
                 blend["band"] = len(band)
             return blend
@@ -977,13 +1047,22 @@ class Ranker:
         self.blend = chosen(crit, best, "main" in cfg.band_mean)
         uses_lgbm = self._names_lgbm(self.blend)
         self.top_blend = None
+        top_judged = None  # with top_judged_on="all": how many training datasets judged the top blend's pick
         if cfg.top_blend:
             sub = [combos[i] for i in allowed]
-            if cfg.top_tiebreak == "main" and cfg.one_se:
+            judged = crit_top_all[allowed] if judge_all else None
+            top_band = None
+            if judged is not None and np.median(np.isfinite(judged).sum(axis=1)) >= MIN_JUDGED_MEDIAN:
+                top_band = [allowed[i] for i in _judged_band(judged, one_se=cfg.one_se)]
+                main = crit.mean(axis=1)
+                by_main = cfg.top_tiebreak == "main" and cfg.one_se
+                ti = min(top_band, key=lambda i: ((-main[i] if by_main else 0.0), _complexity(combos[i]), i))
+                top_judged = int(np.isfinite(crit_top_all[ti]).sum())
+            elif cfg.top_tiebreak == "main" and cfg.one_se:
                 ti = allowed[_best_on_main_within_one_se(sub, crit_top[allowed], crit[allowed])]
             else:
                 ti = allowed[_simplest_within_one_se(sub, crit_top[allowed], cfg.one_se)]
-            self.top_blend = chosen(crit_top, ti, "top" in cfg.band_mean)
+            self.top_blend = chosen(crit_top, ti, "top" in cfg.band_mean, top_band)
         self.alpha = s if uses_lgbm else 0.0
         self.tau = corr[1] if corr is not None and corr[0] == "S" else 1.0
         anchor = self.blend["anchor"]
@@ -997,6 +1076,7 @@ class Ranker:
             "correction": self.blend["correction"], "shrink": s, "prior_share": 1 - s, "graph_weight": g,
             "pretrain_weight": p, "weights": self.blend.get("weights"), "top_blend": self.top_blend,
             "excluded": dict(self.excluded), "combos": len(combos),
+            **({"top_judged": top_judged} if top_judged is not None else {}),
         }
         self.model = None
         if uses_lgbm or self._names_lgbm(self.top_blend):

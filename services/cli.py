@@ -222,16 +222,22 @@ def bench_zoo_holdout(
     data_dir: Annotated[Path, typer.Option(help="Where the datasets are generated.")] = Path(
         "~/.cache/atelier/t2i-zoo-holdout"),
     workers: Annotated[int, typer.Option(min=1, help="Fine-tuning processes (one torch thread each).")] = 2,
+    ablation: Annotated[Optional[str], typer.Option(help="Also rank with these ablations of the primary "
+                                                         "(comma-separated names, as for `bench selection`).")] = None,
 ) -> None:
     """Selection on 10 new zoo targets no committed record has seen: fine-tune the missing pairs, then rank."""
     import json
 
-    from services.selection.bench import _device
+    from services.selection.bench import _device, check_ablations
     from services.selection.holdout import DEFAULT_JOURNAL, evaluate, run_pairs, table
 
+    try:  # checked before any fine-tuning
+        chosen = check_ablations([n.strip() for n in (ablation or "").split(",") if n.strip()])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     data_dir, journal = data_dir.expanduser(), journal or DEFAULT_JOURNAL
     run_pairs(data_dir, journal, workers=workers, say=typer.echo)
-    report = {**evaluate(data_dir, journal, say=typer.echo), "device": _device()}
+    report = {**evaluate(data_dir, journal, ablations=chosen, say=typer.echo), "device": _device()}
     typer.echo(table(report))
     if out:
         out.write_text(json.dumps(report, indent=2) + "\n")

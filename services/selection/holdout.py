@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -93,13 +93,15 @@ def run_pairs(data_dir: Path, journal: Path, *, workers: int = 2, say: Callable[
             say(f"[{i}/{len(todo)}] {r['model']} on {r['dataset']}: {r['value']:.5f} ({r['seconds']:.1f} s)")
 
 
-def evaluate(data_dir: Path, journal: Path, *, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """The methods on the holdout targets (truth: the journal), with the fp32 check on committed targets."""
+def evaluate(data_dir: Path, journal: Path, *, ablations: Sequence[str] = (),
+             say: Callable[[str], None] = print) -> dict[str, Any]:
+    """The methods on the holdout targets (truth: the journal), with the fp32 check on committed targets;
+    `ablations` (names of bench.ablation_methods) rank beside the primary, as it does (with coverage)."""
     import pandas as pd
     from scipy import stats
 
     from services.gateway.zoobuild import ensure_datasets, make_plan
-    from services.selection.bench import PRIMARY, PRIMARY_CONFIG
+    from services.selection.bench import PRIMARY, PRIMARY_CONFIG, ablation_methods, check_ablations, paired_comparisons
     from services.selection.mc.evaluate import lgbm_without_graph, selection_metrics
     from services.selection.mc.graph import tables_from_zoo
     from services.selection.mc.predictor import Ranker
@@ -107,6 +109,7 @@ def evaluate(data_dir: Path, journal: Path, *, say: Callable[[str], None] = prin
     from services.selection.mc.records import load_benchmark_dir
     from services.selection.mc.similarity import profile_coverage, profile_distances
 
+    ablations = check_ablations(ablations)  # before any work
     started = time.perf_counter()
     truth = pd.DataFrame([json.loads(x) for x in journal.read_text().splitlines()]).pivot_table(
         index="dataset", columns="model", values="value")
@@ -127,6 +130,10 @@ def evaluate(data_dir: Path, journal: Path, *, say: Callable[[str], None] = prin
     pretraining = {m: row.pretraining_data for m, row in zoo.models.items()}
     say("fitting the primary and LightGBM without the graph on the committed records")
     rankers = {PRIMARY: Ranker(PRIMARY_CONFIG).fit(zoo), "lightgbm_no_graph": Ranker(lgbm_without_graph().config).fit(zoo)}
+    every = ablation_methods()
+    for name in ablations:
+        say(f"fitting the ablation {name}")
+        rankers[name] = Ranker(every[name].config).fit(zoo)
     modality = {"atelier_profile": "combined", "atelier_profile_image": "image", "atelier_profile_caption": "caption"}
     known = [n for n in profiles if n in tables.dist.index]
     per: dict[str, dict[str, dict]] = {}
@@ -142,7 +149,8 @@ def evaluate(data_dir: Path, journal: Path, *, say: Callable[[str], None] = prin
         for name, ranker in rankers.items():
             measure = modality.get(ranker.config.similarity, "combined")
             dist = {n: v[measure] for n, v in distances.items()}
-            for label, cov in ((name, coverage), (f"{name}_without_coverage", None)):
+            variants = ((name, coverage),) if name in ablations else ((name, coverage), (f"{name}_without_coverage", None))
+            for label, cov in variants:
                 ranked = ranker.rank(tables, f"{t}:{label}", distances=dist, coverage=cov, k=None)
                 by_model = {r.model: r.score for r in ranked}
                 scores[label] = np.array([by_model[m] for m in tables.models])
@@ -157,11 +165,18 @@ def evaluate(data_dir: Path, journal: Path, *, say: Callable[[str], None] = prin
     for name in methods:
         methods[name]["per_target"] = {t: per[t][name] for t in targets}
     return {"methods": methods, "primary": PRIMARY, "targets": targets, "fp32_check": check,
+            # the primary against the baselines and every other row, paired over the 10 targets
+            "paired": paired_comparisons(methods), "ablations": list(ablations),
             "similarity": {n: r.config.similarity for n, r in rankers.items()},
             "budget": "PairBudget with mode fp32", "seconds": time.perf_counter() - started}
 
 
 def table(report: dict[str, Any]) -> str:
-    from services.selection.bench import metrics_table
+    """The metrics table and, where the report has them, the paired differences of the primary."""
+    from services.selection.bench import _comparison_lines, metrics_table
 
-    return metrics_table(report["methods"], name_width=36)
+    lines = [metrics_table(report["methods"], name_width=36)]
+    if report.get("paired"):
+        lines += ["paired differences over targets, mean [95% bootstrap interval]:"]
+        lines += ["  " + line for line in _comparison_lines(report["paired"])]
+    return "\n".join(lines)

@@ -24,3 +24,36 @@ def test_holdout_targets_are_new_deterministic_and_all_measured_in_the_journal()
     pairs = {(r["model"], r["dataset"]) for r in rows}
     models = {r["model"] for r in rows}
     assert len(models) == 10 and len(pairs) == len(rows) == 10 * (len(targets) + len(CHECKED))
+
+
+def test_the_holdout_bench_refuses_an_unknown_ablation_before_any_fine_tuning(monkeypatch):
+    from typer.testing import CliRunner
+
+    from services import selection
+    from services.cli import app
+
+    calls = []
+    monkeypatch.setattr(selection.holdout, "run_pairs", lambda *a, **kw: calls.append(a))
+    result = CliRunner().invoke(app, ["bench", "zoo-holdout", "--ablation", "mc_no_graph,mc_nope"])
+    assert result.exit_code == 2 and "mc_nope" in result.output
+    assert calls == []
+
+
+def test_the_holdout_table_pairs_the_primary_with_each_row():
+    from services.selection.bench import PRIMARY, paired_comparisons
+    from services.selection.holdout import table
+
+    targets = [f"t{i}" for i in range(5)]
+
+    def method(pearson, rel):
+        per = {t: {"pearson": pearson + 0.01 * i, "spearman": 0.0, "rel@1": rel, "hit@1": float(rel == 1.0)}
+               for i, t in enumerate(targets)}
+        return {**{k: float(np.mean([v[k] for v in per.values()])) for k in ("pearson", "spearman", "rel@1", "hit@1")},
+                "per_target": per}
+
+    methods = {PRIMARY: method(0.9, 1.0), "best_on_average": method(0.8, 0.95), "mc_no_graph": method(0.9, 1.0)}
+    report = {"methods": methods, "paired": paired_comparisons(methods)}
+    text = table(report)
+    assert f"{PRIMARY} - best_on_average: pearson +0.100" in text
+    assert f"{PRIMARY} - mc_no_graph: pearson +0.000" in text and "ties 5" in text
+    assert "paired" not in table({"methods": methods})

@@ -81,6 +81,8 @@ def ablation_methods() -> dict:
         # the top blend's first pick judged among every model of a training dataset, as at rank
         # time, where it has a result; not among the models with results only
         "mc_top_judged_on_all": ranker_method(replace(PRIMARY_CONFIG, top_judged_on="all")),
+        # the same, an unjudged pick counted as a random observed model rather than dropped
+        "mc_top_judged_on_all_mean": ranker_method(replace(PRIMARY_CONFIG, top_judged_on="all_mean")),
         "mc_no_monotone": ranker_method(replace(PRIMARY_CONFIG, monotone=False)),
         "mc_no_pretrain_term": ranker_method(replace(PRIMARY_CONFIG, pretrain_grid=(0.0,))),
         # the primary before its pretraining weight could outweigh the evidence (p <= 1)

@@ -1130,3 +1130,8 @@ def test_the_top_pick_judged_on_all_models_where_training_datasets_show_few_of_t
     few = tables_from_zoo(sparse_training_zoo(_wide_zoo(n_datasets=8).without_results_of(["d3"]), 0.34, seed=1))
     f_all, f_obs = Ranker(every).fit(few, hide=["d3"]), Ranker(cfg).fit(few, hide=["d3"])
     assert "top_judged" not in f_all.cv and f_all.top_blend == f_obs.top_blend
+    # "all_mean" drops no dataset (an unjudged pick counts as a random observed model), so it judges
+    # on all models even there; on complete records it too is the observed judgement
+    f_mean = Ranker(replace(cfg, top_judged_on="all_mean")).fit(few, hide=["d3"])
+    assert f_mean.cv["top_judged"] < len(f_mean.trained_on)
+    assert Ranker(replace(cfg, top_judged_on="all_mean")).fit(complete, hide=["d7"]).top_blend == a.top_blend

@@ -610,7 +610,10 @@ class RankerConfig:
     # result (where it is random which pairs have results, an unbiased estimate of the pick's
     # quality). The same on complete records by construction; ablation mc_top_judged_on_all. Where
     # the median blend's pick has a result in fewer than MIN_JUDGED_MEDIAN training datasets (many
-    # candidates, few results each: sparse TransferGraph judges each blend on ~4 of 12), "observed"
+    # candidates, few results each: sparse TransferGraph judges each blend on ~4 of 12), "observed".
+    # "all_mean": the same, but a pick without a result counts as what a random one of the dataset's
+    # observed models reaches (its mean rel@1), where "all" drops it: dropping assumes results
+    # missing at random, and TransferGraph's missing pairs are not (ablation mc_top_judged_on_all_mean)
     top_judged_on: str = "observed"
     # several similarity methods (e.g. one per profile modality): "auto" fits a ranker on each
     # method's distances and keeps the one with the best inner-CV score; or a method's name
@@ -892,7 +895,7 @@ class Ranker:
         frames, ys, groups, truths = [], [], [], {}
         # with top_judged_on="all": each training dataset's rows without a result (scored, never
         # trained on) and the row positions of those with one
-        judge_all = cfg.top_blend and cfg.top_judged_on == "all"
+        judge_all = cfg.top_blend and cfg.top_judged_on in ("all", "all_mean")
         unjudged, unjudged_groups, observed_at = [], [], {}
         names: list[str] = []
         for d in train:
@@ -971,6 +974,7 @@ class Ranker:
         crit = np.zeros((len(combos), len(train)))
         crit_top = np.zeros((len(combos), len(train)))
         crit_top_all = np.zeros((len(combos), len(train))) if judge_all else None
+        pick_seen = np.ones((len(combos), len(train)), dtype=bool)  # the pick among all models has a result
         kept_scores: list[tuple[np.ndarray, np.ndarray]] = []  # (S, truth) per dataset, for band_inner_score
 
         def blend_scores(Xd: np.ndarray, lgbm: dict) -> np.ndarray:
@@ -1017,8 +1021,9 @@ class Ranker:
                 truth_all = np.full(len(ok), np.nan)
                 truth_all[ok] = truths[d]
                 chosen_truth = truth_all[picks]
-                has = np.isfinite(chosen_truth)
-                crit_top_all[:, k] = np.nan
+                has = pick_seen[:, k] = np.isfinite(chosen_truth)
+                # "all_mean": an unjudged pick counts as a random one of the observed models would
+                crit_top_all[:, k] = np.nan if cfg.top_judged_on == "all" else float(np.mean(relative_quality(truths[d], truths[d])))
                 crit_top_all[has, k] = relative_quality(chosen_truth[has], truths[d])
         best = _simplest_within_one_se(combos, crit, cfg.one_se)
         if "main" in cfg.band_mean:  # the LightGBM variant of the best mean: one fitted model serves the band
@@ -1047,17 +1052,19 @@ class Ranker:
         self.blend = chosen(crit, best, "main" in cfg.band_mean)
         uses_lgbm = self._names_lgbm(self.blend)
         self.top_blend = None
-        top_judged = None  # with top_judged_on="all": how many training datasets judged the top blend's pick
+        top_judged = None  # judged on all models: in how many training datasets the top blend's pick has a result
         if cfg.top_blend:
             sub = [combos[i] for i in allowed]
             judged = crit_top_all[allowed] if judge_all else None
             top_band = None
-            if judged is not None and np.median(np.isfinite(judged).sum(axis=1)) >= MIN_JUDGED_MEDIAN:
+            # dropping unjudged picks ("all") needs enough left to judge by; "all_mean" drops none
+            enough = cfg.top_judged_on == "all_mean" or np.median(pick_seen[allowed].sum(axis=1)) >= MIN_JUDGED_MEDIAN
+            if judged is not None and enough:
                 top_band = [allowed[i] for i in _judged_band(judged, one_se=cfg.one_se)]
                 main = crit.mean(axis=1)
                 by_main = cfg.top_tiebreak == "main" and cfg.one_se
                 ti = min(top_band, key=lambda i: ((-main[i] if by_main else 0.0), _complexity(combos[i]), i))
-                top_judged = int(np.isfinite(crit_top_all[ti]).sum())
+                top_judged = int(pick_seen[ti].sum())
             elif cfg.top_tiebreak == "main" and cfg.one_se:
                 ti = allowed[_best_on_main_within_one_se(sub, crit_top[allowed], crit[allowed])]
             else:

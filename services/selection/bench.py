@@ -83,6 +83,8 @@ def ablation_methods() -> dict:
         "mc_top_judged_on_all": ranker_method(replace(PRIMARY_CONFIG, top_judged_on="all")),
         # the same, an unjudged pick counted as a random observed model rather than dropped
         "mc_top_judged_on_all_mean": ranker_method(replace(PRIMARY_CONFIG, top_judged_on="all_mean")),
+        # the top blend's pick first only where the main blend's rel@1 is more than one SE below the best
+        "mc_top_defers_to_main": ranker_method(replace(PRIMARY_CONFIG, top_defers_to_main=True)),
         "mc_no_monotone": ranker_method(replace(PRIMARY_CONFIG, monotone=False)),
         "mc_no_pretrain_term": ranker_method(replace(PRIMARY_CONFIG, pretrain_grid=(0.0,))),
         # the primary before its pretraining weight could outweigh the evidence (p <= 1)

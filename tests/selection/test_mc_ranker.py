@@ -1135,3 +1135,30 @@ def test_the_top_pick_judged_on_all_models_where_training_datasets_show_few_of_t
     f_mean = Ranker(replace(cfg, top_judged_on="all_mean")).fit(few, hide=["d3"])
     assert f_mean.cv["top_judged"] < len(f_mean.trained_on)
     assert Ranker(replace(cfg, top_judged_on="all_mean")).fit(complete, hide=["d7"]).top_blend == a.top_blend
+
+
+def test_the_top_blend_defers_to_the_main_blend_where_rel_at_1_cannot_tell_them_apart():
+    from dataclasses import replace
+
+    cfg = replace(FAST, corrections=("sw", "nn"), taus=(0.25, 0.5))
+    zoo, _ = make_zoo(n_models=10)
+    tables = tables_from_zoo(zoo.without_results_of(["d6"]))
+    plain = Ranker(cfg).fit(tables, hide=["d6"])
+    r = Ranker(replace(cfg, top_defers_to_main=True)).fit(tables, hide=["d6"])
+    assert r.blend == plain.blend  # only the top blend may change
+    # a smooth zoo: the main blend's first pick is the best on (nearly) every training dataset, so
+    # it is within one SE of the top band's best and keeps its pick
+    assert r.top_blend == {**r.blend, "defers_to_main": True}
+    score, top, names, F, _ = r._score_matrix(tables, "d6")
+    assert int(np.argmax(top)) == int(np.argmax(score))
+    back = Ranker.from_bytes(r.to_bytes())
+    np.testing.assert_allclose(back.scores(tables, "d6")[0], r.scores(tables, "d6")[0])
+
+
+def test_a_blend_is_within_one_se_of_the_best_unless_the_datasets_say_it_is_worse():
+    from services.selection.mc.predictor import _within_one_se_of_best
+
+    crit = np.array([[1.0, 1.0, 0.9, 1.0], [0.9, 0.9, 0.9, 0.9]])
+    assert _within_one_se_of_best(crit, np.array([1.0, 1.0, 0.9, 1.0]))  # ties the best
+    assert _within_one_se_of_best(crit, np.array([1.0, 0.8, 1.0, 0.9]))  # lower mean, noisy: within
+    assert not _within_one_se_of_best(crit, np.array([0.9, 0.9, 0.8, 0.9]))  # lower on every dataset

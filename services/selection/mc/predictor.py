@@ -615,6 +615,10 @@ class RankerConfig:
     # observed models reaches (its mean rel@1), where "all" drops it: dropping assumes results
     # missing at random, and TransferGraph's missing pairs are not (ablation mc_top_judged_on_all_mean)
     top_judged_on: str = "observed"
+    # the top blend puts its pick first only where the inner CV shows it better: where the main
+    # blend's own rel@1 is within one SE of the top band's best, the main blend's pick stays first
+    # (the top blend is then the main blend). Ablation mc_top_defers_to_main
+    top_defers_to_main: bool = False
     # several similarity methods (e.g. one per profile modality): "auto" fits a ranker on each
     # method's distances and keeps the one with the best inner-CV score; or a method's name
     similarity: str = "auto"
@@ -753,6 +757,12 @@ def _judged_band(crit: np.ndarray, *, one_se: bool = True, min_judged: int = 3) 
     return np.where(mean >= mean[best] - se)[0]
 
 
+def _within_one_se_of_best(crit: np.ndarray, row: np.ndarray) -> bool:
+    """Whether a blend with criterion `row` (per training dataset) would be in the one-SE band of
+    the blends `crit`."""
+    return len(crit) in _one_se_band(np.vstack([crit, row[None, :]]))
+
+
 def _simplest_within_one_se(combos: list[tuple], crit: np.ndarray, one_se: bool) -> int:
     """Index of the chosen blend: the best mean criterion, or (one-SE rule) the simplest blend whose
     mean is within one standard error (paired over the training datasets) of the best."""
@@ -768,10 +778,16 @@ def _best_on_main_within_one_se(combos: list[tuple], crit_top: np.ndarray, crit_
     return int(min(_one_se_band(crit_top), key=lambda i: (-main[i], _complexity(combos[i]), i)))
 
 
+def _band_mean_metrics(scores: Sequence[tuple[np.ndarray, np.ndarray]], band: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(pearson, rel@1) per training dataset of the band's mean blend: per dataset, the mean of the
+    band's score rows is that blend's score."""
+    rows = [_criterion(S[list(band)].mean(axis=0, keepdims=True), t) for S, t in scores]
+    return np.array([p.item() for p, _ in rows]), np.array([r.item() for _, r in rows])
+
+
 def _band_mean_criterion(scores: Sequence[tuple[np.ndarray, np.ndarray]], band: Sequence[int]) -> float:
-    """The inner-CV criterion (pearson + rel@1, mean over the training datasets) of the band's mean
-    blend: per dataset, the mean of the band's score rows is that blend's score."""
-    return float(np.mean([sum(_criterion(S[list(band)].mean(axis=0, keepdims=True), t)).item() for S, t in scores]))
+    """The inner-CV criterion (pearson + rel@1, mean over the training datasets) of the band's mean blend."""
+    return float(np.mean(sum(_band_mean_metrics(scores, band))))
 
 
 def _combo_weights(combo: tuple, anchors: Sequence[str]) -> dict[str, float]:
@@ -975,7 +991,8 @@ class Ranker:
         crit_top = np.zeros((len(combos), len(train)))
         crit_top_all = np.zeros((len(combos), len(train))) if judge_all else None
         pick_seen = np.ones((len(combos), len(train)), dtype=bool)  # the pick among all models has a result
-        kept_scores: list[tuple[np.ndarray, np.ndarray]] = []  # (S, truth) per dataset, for band_inner_score
+        # (S, truth) per dataset, for band_inner_score and top_defers_to_main
+        kept_scores: list[tuple[np.ndarray, np.ndarray]] = []
 
         def blend_scores(Xd: np.ndarray, lgbm: dict) -> np.ndarray:
             """Every combo's score (a row each) of one dataset's rows Xd; lgbm: variant -> out-of-fold predictions."""
@@ -1004,7 +1021,7 @@ class Ranker:
             S = blend_scores(X[m], {v: oof[v][m] for v in variants})
             pear, rel = _criterion(S, truths[d])
             crit[:, k], crit_top[:, k] = pear + rel, rel
-            if cfg.band_inner_score:
+            if cfg.band_inner_score or cfg.top_defers_to_main:
                 kept_scores.append((S, truths[d]))
             if judge_all:
                 if d not in observed_at:  # every model has a result: the same pick
@@ -1070,6 +1087,10 @@ class Ranker:
             else:
                 ti = allowed[_simplest_within_one_se(sub, crit_top[allowed], cfg.one_se)]
             self.top_blend = chosen(crit_top, ti, "top" in cfg.band_mean, top_band)
+            if cfg.top_defers_to_main and cfg.one_se:
+                main_rel = _band_mean_metrics(kept_scores, band_of(crit))[1] if "weights" in self.blend else crit_top[best]
+                if _within_one_se_of_best(crit_top[allowed], main_rel):  # rel@1 cannot tell them apart
+                    self.top_blend = {**self.blend, "defers_to_main": True}
         self.alpha = s if uses_lgbm else 0.0
         self.tau = corr[1] if corr is not None and corr[0] == "S" else 1.0
         anchor = self.blend["anchor"]

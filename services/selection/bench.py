@@ -29,7 +29,7 @@ PRIMARY = "mc_gat"
 # LightGBM (model, dataset, evidence and GAT graph-score features), similarity-weighted evidence or
 # nearest-dataset transfer with one shrinkage weight, plus graph-score and pretraining-match terms,
 # all chosen by grouped inner CV with the one-SE rule; a second blend chosen on rel@1 alone picks the
-# first model; with several similarity methods, the one inner CV scores best; three such rankers with
+# first model where the main blend's own rel@1 is more than one SE below that blend's; with several similarity methods, the one inner CV scores best; three such rankers with
 # seeds 0-2, scores averaged (predictor.py).
 PRIMARY_CONFIG = RankerConfig()
 BASELINES = ("random", "best_on_average", "nearest_dataset", "nearest_pretraining", "similarity_weighted",
@@ -83,8 +83,9 @@ def ablation_methods() -> dict:
         "mc_top_judged_on_all": ranker_method(replace(PRIMARY_CONFIG, top_judged_on="all")),
         # the same, an unjudged pick counted as a random observed model rather than dropped
         "mc_top_judged_on_all_mean": ranker_method(replace(PRIMARY_CONFIG, top_judged_on="all_mean")),
-        # the top blend's pick first only where the main blend's rel@1 is more than one SE below the best
-        "mc_top_defers_to_main": ranker_method(replace(PRIMARY_CONFIG, top_defers_to_main=True)),
+        # the top blend's pick first even where rel@1 cannot tell the main blend from the top band's
+        # best (the primary until 2026-12-07's second session)
+        "mc_top_no_deferral": ranker_method(replace(PRIMARY_CONFIG, top_defers_to_main=False)),
         "mc_no_monotone": ranker_method(replace(PRIMARY_CONFIG, monotone=False)),
         "mc_no_pretrain_term": ranker_method(replace(PRIMARY_CONFIG, pretrain_grid=(0.0,))),
         # the primary before its pretraining weight could outweigh the evidence (p <= 1)

@@ -1039,7 +1039,9 @@ def test_band_mean_scores_with_the_mean_of_the_band_blends():
 
     zoo, _ = make_zoo(n_models=10)
     tables = tables_from_zoo(zoo.without_results_of(["d6"]))
-    cfg = replace(FAST, band_mean=("main", "top"), corrections=("lgbm", "sw", "nn"), taus=(0.25, 0.5))
+    # (the top blend kept apart from the main one: deferring to it is tested below)
+    cfg = replace(FAST, band_mean=("main", "top"), corrections=("lgbm", "sw", "nn"), taus=(0.25, 0.5),
+                  top_defers_to_main=False)
     r = Ranker(cfg).fit(tables, hide=["d6"])
     assert r.blend["band"] >= 1 and sum(r.blend["weights"].values()) > 0
     assert r.top_blend is not None and "weights" in r.top_blend
@@ -1143,8 +1145,9 @@ def test_the_top_blend_defers_to_the_main_blend_where_rel_at_1_cannot_tell_them_
     cfg = replace(FAST, corrections=("sw", "nn"), taus=(0.25, 0.5))
     zoo, _ = make_zoo(n_models=10)
     tables = tables_from_zoo(zoo.without_results_of(["d6"]))
-    plain = Ranker(cfg).fit(tables, hide=["d6"])
+    plain = Ranker(replace(cfg, top_defers_to_main=False)).fit(tables, hide=["d6"])
     r = Ranker(replace(cfg, top_defers_to_main=True)).fit(tables, hide=["d6"])
+    assert plain.top_blend != r.top_blend and "defers_to_main" not in plain.top_blend
     assert r.blend == plain.blend  # only the top blend may change
     # a smooth zoo: the main blend's first pick is the best on (nearly) every training dataset, so
     # it is within one SE of the top band's best and keeps its pick

@@ -617,8 +617,10 @@ class RankerConfig:
     top_judged_on: str = "observed"
     # the top blend puts its pick first only where the inner CV shows it better: where the main
     # blend's own rel@1 is within one SE of the top band's best, the main blend's pick stays first
-    # (the top blend is then the main blend). Ablation mc_top_defers_to_main
-    top_defers_to_main: bool = False
+    # (the top blend is then the main blend). The same picks on every complete record set and the
+    # holdout, sparse zoo picks back; adopted by a rule written before its runs (README, "Letting
+    # the main blend keep its pick"). False (ablation mc_top_no_deferral): the primary before
+    top_defers_to_main: bool = True
     # several similarity methods (e.g. one per profile modality): "auto" fits a ranker on each
     # method's distances and keeps the one with the best inner-CV score; or a method's name
     similarity: str = "auto"

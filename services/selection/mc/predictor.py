@@ -22,7 +22,8 @@ by default (`band_mean`) the main blend is the mean of the blends within that ba
 blend: the mean of weighted sums of z-scores is one).
 The correction may also be nearest-dataset transfer (e_nn1), so each neighbour baseline is a blend
 the inner CV can choose. With `top_blend` (the default) a second blend, chosen on rel@1 alone, picks
-the first model and the rest keep the first blend's order. With several similarity methods the
+the first model and the rest keep the first blend's order; with `top_defers_to_main` (the default)
+only where the main blend's own rel@1 over the training datasets is more than one SE below it. With several similarity methods the
 whole fit runs once per method and the best inner-CV score keeps its method (`similarity="auto"`).
 
 Data-quality rule (decided from the training rows alone, never from a target's results):

@@ -29,8 +29,9 @@ PRIMARY = "mc_gat"
 # LightGBM (model, dataset, evidence and GAT graph-score features), similarity-weighted evidence or
 # nearest-dataset transfer with one shrinkage weight, plus graph-score and pretraining-match terms,
 # all chosen by grouped inner CV with the one-SE rule; a second blend chosen on rel@1 alone picks the
-# first model where the main blend's own rel@1 is more than one SE below that blend's; with several similarity methods, the one inner CV scores best; three such rankers with
-# seeds 0-2, scores averaged (predictor.py).
+# first model where the main blend's own rel@1 is more than one SE below that blend's; with several
+# similarity methods, the one inner CV scores best; three such rankers with seeds 0-2, scores
+# averaged (predictor.py).
 PRIMARY_CONFIG = RankerConfig()
 BASELINES = ("random", "best_on_average", "nearest_dataset", "nearest_pretraining", "similarity_weighted",
              "lightgbm_no_graph")

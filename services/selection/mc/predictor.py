@@ -1075,12 +1075,11 @@ class Ranker:
         top_judged = None  # judged on all models: in how many training datasets the top blend's pick has a result
         if cfg.top_blend:
             sub = [combos[i] for i in allowed]
-            judged = crit_top_all[allowed] if judge_all else None
             top_band = None
             # dropping unjudged picks ("all") needs enough left to judge by; "all_mean" drops none
-            enough = cfg.top_judged_on == "all_mean" or np.median(pick_seen[allowed].sum(axis=1)) >= MIN_JUDGED_MEDIAN
-            if judged is not None and enough:
-                top_band = [allowed[i] for i in _judged_band(judged, one_se=cfg.one_se)]
+            if judge_all and (cfg.top_judged_on == "all_mean"
+                              or np.median(pick_seen[allowed].sum(axis=1)) >= MIN_JUDGED_MEDIAN):
+                top_band = [allowed[i] for i in _judged_band(crit_top_all[allowed], one_se=cfg.one_se)]
                 main = crit.mean(axis=1)
                 by_main = cfg.top_tiebreak == "main" and cfg.one_se
                 ti = min(top_band, key=lambda i: ((-main[i] if by_main else 0.0), _complexity(combos[i]), i))
@@ -1191,9 +1190,12 @@ class Ranker:
             started.append((m, Fm, m._start_lgbm(names, Fm)))
         for m, Fm, lgbm in started:
             shared: dict = {} if lgbm is None else {"lgbm": _z(lgbm())}
-            total = total + _z(m._blend_score(names, Fm, memo_=shared))
+            main = _z(m._blend_score(names, Fm, memo_=shared))
+            total = total + main
             if m.top_blend is not None:
-                top = (0.0 if top is None else top) + _z(m._blend_score(names, Fm, m.top_blend, memo_=shared))
+                # a top blend that defers to the main one is that blend: its score is the one above
+                own = main if m.top_blend.get("defers_to_main") else _z(m._blend_score(names, Fm, m.top_blend, memo_=shared))
+                top = (0.0 if top is None else top) + own
         top = None if top is None else np.nan_to_num(top, nan=-1e9)
         return np.nan_to_num(total / len(members), nan=-1e9), top, names, F, context
 

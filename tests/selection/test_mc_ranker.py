@@ -1165,3 +1165,30 @@ def test_a_blend_is_within_one_se_of_the_best_unless_the_datasets_say_it_is_wors
     assert _within_one_se_of_best(crit, np.array([1.0, 1.0, 0.9, 1.0]))  # ties the best
     assert _within_one_se_of_best(crit, np.array([1.0, 0.8, 1.0, 0.9]))  # lower mean, noisy: within
     assert not _within_one_se_of_best(crit, np.array([0.9, 0.9, 0.8, 0.9]))  # lower on every dataset
+
+
+def test_the_main_blend_keeps_the_first_pick_where_training_datasets_show_few_of_the_models():
+    from dataclasses import replace
+
+    from services.selection.mc.evaluate import sparse_training_zoo
+
+    cfg = replace(FAST, corrections=("sw", "nn"), taus=(0.25, 0.5), embedding="none", top_defers_to_main=False,
+                  families=tuple(f for f in FAST.families if f != "graph"))
+    guarded = replace(cfg, top_min_coverage=0.5)
+    zoo = _wide_zoo()
+    # complete records: every training dataset shows every model, so nothing changes
+    complete = tables_from_zoo(zoo.without_results_of(["d7"]))
+    a, b = Ranker(cfg).fit(complete, hide=["d7"]), Ranker(guarded).fit(complete, hide=["d7"])
+    assert a.cv["coverage"] == b.cv["coverage"] == 1.0
+    assert a.top_blend == b.top_blend and "sparse" not in b.top_blend
+    np.testing.assert_array_equal(a.scores(complete, "d7")[0], b.scores(complete, "d7")[0])
+    # a quarter of the results: the top blend is the main blend, so the main blend's best goes first
+    sparse = tables_from_zoo(sparse_training_zoo(zoo.without_results_of(["d7"]), 0.25, seed=1))
+    plain, r = Ranker(cfg).fit(sparse, hide=["d7"]), Ranker(guarded).fit(sparse, hide=["d7"])
+    assert r.cv["coverage"] < 0.5 and r.blend == plain.blend
+    assert "sparse" not in plain.top_blend and r.top_blend == {**r.blend, "defers_to_main": True, "sparse": True}
+    score, top, names, F, _ = r._score_matrix(sparse, "d7")
+    assert int(np.argmax(top)) == int(np.argmax(score))
+    assert r.rank(sparse, "d7")[0].model == sparse.models[int(np.argmax(score))]
+    back = Ranker.from_bytes(r.to_bytes())
+    np.testing.assert_allclose(back.scores(sparse, "d7")[0], r.scores(sparse, "d7")[0])

@@ -87,6 +87,9 @@ def ablation_methods() -> dict:
         # the top blend's pick first even where rel@1 cannot tell the main blend from the top band's
         # best (the primary until 2026-12-07's second session)
         "mc_top_no_deferral": ranker_method(replace(PRIMARY_CONFIG, top_defers_to_main=False)),
+        # the main blend keeps the first pick where the training datasets show fewer than half the
+        # candidates (rel@1 among a few judges a pick among a few); measured, not adopted
+        "mc_top_main_where_sparse": ranker_method(replace(PRIMARY_CONFIG, top_min_coverage=0.5)),
         "mc_no_monotone": ranker_method(replace(PRIMARY_CONFIG, monotone=False)),
         "mc_no_pretrain_term": ranker_method(replace(PRIMARY_CONFIG, pretrain_grid=(0.0,))),
         # the primary before its pretraining weight could outweigh the evidence (p <= 1)

@@ -1172,8 +1172,9 @@ def test_the_main_blend_keeps_the_first_pick_where_training_datasets_show_few_of
 
     from services.selection.mc.evaluate import sparse_training_zoo
 
+    assert RankerConfig().top_min_coverage == 0.0  # measured, not adopted: the primary never applies it
     cfg = replace(FAST, corrections=("sw", "nn"), taus=(0.25, 0.5), embedding="none", top_defers_to_main=False,
-                  families=tuple(f for f in FAST.families if f != "graph"))
+                  families=tuple(f for f in FAST.families if f != "graph"), top_min_coverage=0.0)
     guarded = replace(cfg, top_min_coverage=0.5)
     zoo = _wide_zoo()
     # complete records: every training dataset shows every model, so nothing changes

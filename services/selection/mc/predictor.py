@@ -627,7 +627,10 @@ class RankerConfig:
     # the pick among all that rank time makes: on the sparse zoo (3 of 10 models per dataset) it
     # rated best-on-average's pick 0.86 and the pretraining match's 0.92, where among all models
     # they reach 0.62 and 0.97 (README, "Where the first pick is judged among a few"). Below this
-    # median share of candidates with a result, the main blend keeps the first pick. 0 = never
+    # median share of candidates with a result, the main blend keeps the first pick (0: never).
+    # Complete records are above any threshold up to 0.97. Measured at 0.5, not adopted (ablation
+    # mc_top_main_where_sparse): it failed the rule written before its runs; on the sparse zoo
+    # the main blend's picks were better on seeds 0 and 1 and much worse on seed 2
     top_min_coverage: float = 0.0
     # several similarity methods (e.g. one per profile modality): "auto" fits a ranker on each
     # method's distances and keeps the one with the best inner-CV score; or a method's name

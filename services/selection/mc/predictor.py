@@ -623,10 +623,10 @@ class RankerConfig:
     # the main blend keep its pick"). False (ablation mc_top_no_deferral): the primary before
     top_defers_to_main: bool = True
     # the top blend is judged by rel@1 among the models that have a result in each training
-    # dataset. Where those are a small share of the candidates, that judges a pick among a few, not
-    # the pick among all that rank time makes: on the sparse zoo (3 of 10 models per dataset) it
-    # rated best-on-average's pick 0.86 and the pretraining match's 0.92, where among all models
-    # they reach 0.62 and 0.97 (README, "Where the first pick is judged among a few"). Below this
+    # dataset. Where those are a small share of the candidates, that judges a pick among a few,
+    # not the pick among all that rank time makes: on the sparse zoo (3 of 10 models per dataset,
+    # seed 0) it rated best-on-average's pick 0.86 and the pretraining match's 0.92, where among
+    # all models they reach 0.62 and 0.97 (README, "Where the first pick is judged among a few"). Below this
     # median share of candidates with a result, the main blend keeps the first pick (0: never).
     # Complete records are above any threshold up to 0.97. Measured at 0.5, not adopted (ablation
     # mc_top_main_where_sparse): it failed the rule written before its runs; on the sparse zoo

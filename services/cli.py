@@ -22,6 +22,9 @@ app.add_typer(zoo_app, name="zoo")
 
 def _logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request at INFO: the gateway's forwarding and the demo's job polling would
+    # bury the server's own lines (uvicorn's access log already shows each incoming call).
+    logging.getLogger("httpx").setLevel(logging.NOTSET if level.upper() == "DEBUG" else logging.WARNING)
 
 
 @app.command()

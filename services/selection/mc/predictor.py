@@ -63,7 +63,8 @@ from .similarity import distance_to_weight
 # model's pretraining data, see source_evidence), the graph score, and "relative": each model's
 # standing among the candidates on the same target (see _relative)
 FAMILIES = ("model", "dataset", "evidence", "source", "graph", "relative")
-# the primary's: source and relative measured no better under a 3-seed ensemble (README), so optional
+# the primary's: source and relative measured no better under a 3-seed ensemble
+# (docs/selection-measurements.md), so optional
 DEFAULT_FAMILIES = ("model", "dataset", "evidence", "graph")
 RELATIVE_OF = ("e_mean", "e_rmean", "e_sw", "e_rsw", "e_nn", "e_cf", "e_krig", "e_src", "m_pretrain_match", "g_score")
 SOURCE_TAUS = (0.5, 1.0)  # "source": evidence kernel over the distance from a model's pretraining data
@@ -585,52 +586,57 @@ class RankerConfig:
     one_se: bool = True  # inner CV: simplest blend within one standard error of the best
     # inner CV: score with the mean of the blends within one SE of the best (their weights averaged)
     # instead of the simplest of them, for the main blend ("main") and / or the top blend ("top").
-    # The main blend's mean held on complete records and ordered sparse ones better; the top
-    # blend's rel@1 band is wide (a third to a half of the blends on TransferGraph), its mean
-    # follows the grid, and it lost TransferGraph's first picks (README, "Averaging the band")
+    # The main blend's mean held on complete records and ordered sparse ones better; the top blend's
+    # rel@1 band is wide (a third to a half of the blends on TransferGraph), its mean follows the
+    # grid, and it lost TransferGraph's first picks (docs/selection-measurements.md, "Averaging the
+    # band")
     band_mean: tuple[str, ...] = ("main",)
     # the metrics ask two things: the order of all candidates (pearson) and the choice of the first
     # (rel@1). With top_blend the inner CV also picks a second blend on rel@1 alone; its best model
     # goes first and the rest keep the first blend's order
     top_blend: bool = True
     # which blend of the top blend's one-SE band (rel@1 alone) goes first: "simplest", or "main",
-    # the one best on the main blend's criterion (pearson + rel@1). rel@1 ties across many blends
-    # (a few distinct first picks per training dataset), and where it cannot decide, the simplest
-    # blend is the anchor alone whether or not the anchor orders the records well. "main" lost
-    # TransferGraph's stanfordcars pick, which the simplest (best-on-average's) gets right, so it
-    # is the ablation mc_top_by_main, not the default (README, "Which of the top band goes first")
+    # the one best on the main blend's criterion (pearson + rel@1). rel@1 ties across many blends (a
+    # few distinct first picks per training dataset), and where it cannot decide, the simplest blend
+    # is the anchor alone whether or not the anchor orders the records well. "main" lost
+    # TransferGraph's stanfordcars pick, which the simplest (best-on-average's) gets right, so it is
+    # the ablation mc_top_by_main, not the default (docs/selection-measurements.md, "Which of the
+    # top band goes first")
     top_tiebreak: str = "simplest"
     # with the band mean, the inner-CV score that `similarity="auto"` compares is the band mean's
     # own criterion rather than one chosen combo's (False: the primary's, as measured). Measured as
-    # mc_band_inner_score: the same on complete records, sparse zoo first picks back (README,
-    # "Averaging the band"); not the default until its adoption runs are done
+    # mc_band_inner_score: the same on complete records, sparse zoo first picks back
+    # (docs/selection-measurements.md, "Averaging the band"); not the default until its adoption
+    # runs are done
     band_inner_score: bool = False
     # on which of a training dataset's models the inner CV judges the top blend's first pick:
     # "observed", the models with a result there (the pick among a sparse dataset's 3 of 10 models
-    # is easy: nearly every blend reaches rel@1 0.9+ and the band holds a fifth to two fifths of
-    # the grid), or "all", the pick among every candidate as at rank time, counted only where that
-    # pick has a result ("observed" where the median blend's pick has a result in fewer than
+    # is easy: nearly every blend reaches rel@1 0.9+ and the band holds a fifth to two fifths of the
+    # grid), or "all", the pick among every candidate as at rank time, counted only where that pick
+    # has a result ("observed" where the median blend's pick has a result in fewer than
     # MIN_JUDGED_MEDIAN training datasets), or "all_mean", where a pick without a result counts as a
     # random one of the dataset's observed models would (their mean rel@1). The same on complete
     # records by construction. Measured, not adopted (ablations mc_top_judged_on_all and _all_mean;
-    # README, "Judging the first pick among all models"): dropping unjudged datasets compares blends
-    # on different subsets and rewards lucky ones (rel@1 -0.13 on fresh sparse sets); "all_mean" -0.01
+    # docs/selection-measurements.md, "Judging the first pick among all models"): dropping unjudged
+    # datasets compares blends on different subsets and rewards lucky ones (rel@1 -0.13 on fresh
+    # sparse sets); "all_mean" -0.01
     top_judged_on: str = "observed"
     # the top blend puts its pick first only where the inner CV shows it better: where the main
     # blend's own rel@1 is within one SE of the top band's best, the main blend's pick stays first
     # (the top blend is then the main blend). The same picks on every complete record set and the
-    # holdout, sparse zoo picks back; adopted by a rule written before its runs (README, "Letting
-    # the main blend keep its pick"). False (ablation mc_top_no_deferral): the primary before
+    # holdout, sparse zoo picks back; adopted by a rule written before its runs
+    # (docs/selection-measurements.md, "Letting the main blend keep its pick"). False (ablation
+    # mc_top_no_deferral): the primary before
     top_defers_to_main: bool = True
-    # the top blend is judged by rel@1 among the models that have a result in each training
-    # dataset. Where those are a small share of the candidates, that judges a pick among a few,
-    # not the pick among all that rank time makes: on the sparse zoo (3 of 10 models per dataset,
-    # seed 0) it rated best-on-average's pick 0.86 and the pretraining match's 0.92, where among
-    # all models they reach 0.62 and 0.97 (README, "Where the first pick is judged among a few"). Below this
-    # median share of candidates with a result, the main blend keeps the first pick (0: never).
-    # Complete records are above any threshold up to 0.97. Measured at 0.5, not adopted (ablation
-    # mc_top_main_where_sparse): it failed the rule written before its runs; on the sparse zoo
-    # the main blend's picks were better on seeds 0 and 1 and much worse on seed 2
+    # the top blend is judged by rel@1 among the models that have a result in each training dataset.
+    # Where those are a small share of the candidates, that judges a pick among a few, not the pick
+    # among all that rank time makes: on the sparse zoo (3 of 10 models per dataset, seed 0) it
+    # rated best-on-average's pick 0.86 and the pretraining match's 0.92, where among all models
+    # they reach 0.62 and 0.97 (docs/selection-measurements.md, "Where the first pick is judged
+    # among a few"). Below this median share of candidates with a result, the main blend keeps the
+    # first pick (0: never). Complete records are above any threshold up to 0.97. Measured at 0.5,
+    # not adopted (ablation mc_top_main_where_sparse): it failed the rule written before its runs;
+    # on the sparse zoo the main blend's picks were better on seeds 0 and 1 and much worse on seed 2
     top_min_coverage: float = 0.0
     # several similarity methods (e.g. one per profile modality): "auto" fits a ranker on each
     # method's distances and keeps the one with the best inner-CV score; or a method's name

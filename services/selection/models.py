@@ -12,19 +12,20 @@ from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, LargeBinary, Str
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from services.common.db import Base, new_id, utcnow
+from services.selection.mc.records import MAX_LENGTH
 
 
 class Model(Base):
     __tablename__ = "models"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    name: Mapped[str] = mapped_column(String(300), unique=True)
-    ref: Mapped[str | None] = mapped_column(String(1000), default=None)
-    family: Mapped[str | None] = mapped_column(String(200), default=None)
-    architecture: Mapped[str | None] = mapped_column(String(200), default=None)
+    name: Mapped[str] = mapped_column(String(MAX_LENGTH["name"]), unique=True)
+    ref: Mapped[str | None] = mapped_column(String(MAX_LENGTH["ref"]), default=None)
+    family: Mapped[str | None] = mapped_column(String(MAX_LENGTH["family"]), default=None)
+    architecture: Mapped[str | None] = mapped_column(String(MAX_LENGTH["architecture"]), default=None)
     num_parameters: Mapped[float | None] = mapped_column(Float, default=None)
     resolution: Mapped[float | None] = mapped_column(Float, default=None)
-    pretraining_data: Mapped[str | None] = mapped_column(String(300), default=None)
+    pretraining_data: Mapped[str | None] = mapped_column(String(MAX_LENGTH["pretraining_data"]), default=None)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     features: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -35,7 +36,7 @@ class Dataset(Base):
     __tablename__ = "datasets"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    name: Mapped[str] = mapped_column(String(300), unique=True)
+    name: Mapped[str] = mapped_column(String(MAX_LENGTH["name"]), unique=True)
     uri: Mapped[str | None] = mapped_column(String(1000), default=None)
     size: Mapped[float | None] = mapped_column(Float, default=None)
     modality: Mapped[str] = mapped_column(String(50), default="image")
@@ -53,7 +54,7 @@ class FinetuneResult(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
-    metric: Mapped[str] = mapped_column(String(100))
+    metric: Mapped[str] = mapped_column(String(MAX_LENGTH["metric"]))
     value: Mapped[float] = mapped_column(Float)
     higher_is_better: Mapped[bool] = mapped_column(Boolean, default=True)
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -76,7 +77,7 @@ class DatasetSimilarity(Base):
     dataset_a_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
     dataset_b_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
     value: Mapped[float] = mapped_column(Float)
-    method: Mapped[str] = mapped_column(String(100))
+    method: Mapped[str] = mapped_column(String(MAX_LENGTH["method"]))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
     dataset_a: Mapped[Dataset] = relationship(foreign_keys=[dataset_a_id], lazy="joined")
@@ -94,7 +95,7 @@ class DatasetCoverage(Base):
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
     reference_id: Mapped[str] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
     value: Mapped[float] = mapped_column(Float)
-    method: Mapped[str] = mapped_column(String(100))
+    method: Mapped[str] = mapped_column(String(MAX_LENGTH["method"]))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
     dataset: Mapped[Dataset] = relationship(foreign_keys=[dataset_id], lazy="joined")

@@ -47,6 +47,17 @@ async def _read_upload(upload: UploadFile) -> bytes:
     return content
 
 
+async def _read_text_upload(upload: UploadFile) -> bytes:
+    """An upload that must be UTF-8 text (CSV or JSON records); the bytes are passed on as read."""
+    content = await _read_upload(upload)
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError as exc:  # refused whole: decoding with replacements would mangle names
+        raise Problem(422, f"the file is not UTF-8 text (byte 0x{content[exc.start]:02x} at offset {exc.start}); "
+                           "save it as UTF-8 (\"CSV UTF-8\" in a spreadsheet)") from None
+    return content
+
+
 # ---- models
 
 
@@ -78,7 +89,7 @@ def delete_model(model_id: str, db: SessionDep) -> None:
 @router.post("/models/import", response_model=ImportReportOut)
 async def import_models(db: SessionDep, file: Annotated[UploadFile, File()]) -> ImportReportOut:
     """Model metadata in the benchmark format (model_config_dataset.csv)."""
-    content = await _read_upload(file)
+    content = await _read_text_upload(file)
     return service.import_models(db_session=db, content=content, filename=file.filename or "models.csv")
 
 
@@ -113,7 +124,7 @@ def delete_dataset(dataset_id: str, db: SessionDep) -> None:
 @router.post("/datasets/import", response_model=ImportReportOut)
 async def import_datasets(db: SessionDep, file: Annotated[UploadFile, File()]) -> ImportReportOut:
     """Dataset metadata in the benchmark format (target_dataset_features.csv)."""
-    content = await _read_upload(file)
+    content = await _read_text_upload(file)
     return service.import_datasets(db_session=db, content=content, filename=file.filename or "datasets.csv")
 
 
@@ -178,7 +189,7 @@ def list_results(db: SessionDep, model: Annotated[str | None, Query(max_length=3
 @router.post("/results/import", response_model=ImportReportOut)
 async def import_results(db: SessionDep, file: Annotated[UploadFile, File()]) -> ImportReportOut:
     """Bulk results in the benchmark format, CSV or JSON. Malformed rows are reported by row number."""
-    content = await _read_upload(file)
+    content = await _read_text_upload(file)
     return service.import_results(db_session=db, content=content, filename=file.filename or "records.csv")
 
 
@@ -191,7 +202,7 @@ def add_similarity(body: SimilarityIn, db: SessionDep) -> None:
 async def import_similarities(db: SessionDep, file: Annotated[UploadFile, File()],
                               method: Annotated[str | None, Form(max_length=100)] = None) -> ImportReportOut:
     """A square distance matrix (corr_domain_similarity_*.csv)."""
-    content = await _read_upload(file)
+    content = await _read_text_upload(file)
     return service.import_similarity_matrix(db_session=db, content=content,
                                             filename=file.filename or "similarity.csv", method=method)
 
@@ -201,7 +212,7 @@ async def import_coverage(db: SessionDep, file: Annotated[UploadFile, File()],
                           method: Annotated[str | None, Form(max_length=100)] = None) -> ImportReportOut:
     """A directed coverage matrix (domain_coverage_*.csv: row = covered dataset, column = reference,
     e.g. a model's pretraining set). Profiled pairs need none: it is computed from their profiles."""
-    content = await _read_upload(file)
+    content = await _read_text_upload(file)
     return service.import_coverage_matrix(db_session=db, content=content,
                                           filename=file.filename or "coverage.csv", method=method)
 

@@ -5,7 +5,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-Name = Annotated[str, Field(min_length=1, max_length=300)]
+from services.selection.mc.records import MAX_LENGTH
+
+Name = Annotated[str, Field(min_length=1, max_length=MAX_LENGTH["name"])]
 
 
 def _well_formed_profile(value: list[float] | None) -> list[float] | None:
@@ -26,23 +28,23 @@ ProfileIn = Annotated[list[float] | None, AfterValidator(_well_formed_profile)]
 
 class ModelIn(BaseModel):
     name: Name
-    ref: str | None = Field(None, max_length=1000, description="Hub id or local path.")
-    family: str | None = Field(None, max_length=200)
-    architecture: str | None = Field(None, max_length=200)
+    ref: str | None = Field(None, max_length=MAX_LENGTH["ref"], description="Hub id or local path.")
+    family: str | None = Field(None, max_length=MAX_LENGTH["family"])
+    architecture: str | None = Field(None, max_length=MAX_LENGTH["architecture"])
     num_parameters: float | None = Field(None, ge=0)
     resolution: float | None = Field(None, ge=0)
-    pretraining_data: str | None = Field(None, max_length=300)
+    pretraining_data: str | None = Field(None, max_length=MAX_LENGTH["pretraining_data"])
     metadata: dict[str, Any] = Field(default_factory=dict)
     features: dict[str, float] = Field(default_factory=dict, description="Numeric features for the predictor.")
 
 
 class ModelPatch(BaseModel):
-    ref: str | None = Field(None, max_length=1000)
-    family: str | None = Field(None, max_length=200)
-    architecture: str | None = Field(None, max_length=200)
+    ref: str | None = Field(None, max_length=MAX_LENGTH["ref"])
+    family: str | None = Field(None, max_length=MAX_LENGTH["family"])
+    architecture: str | None = Field(None, max_length=MAX_LENGTH["architecture"])
     num_parameters: float | None = Field(None, ge=0)
     resolution: float | None = Field(None, ge=0)
-    pretraining_data: str | None = Field(None, max_length=300)
+    pretraining_data: str | None = Field(None, max_length=MAX_LENGTH["pretraining_data"])
     metadata: dict[str, Any] | None = None
     features: dict[str, float] | None = None
 
@@ -81,7 +83,7 @@ class DatasetOut(DatasetIn):
 class ResultIn(BaseModel):
     model: Name = Field(description="Model id or name.")
     dataset: Name = Field(description="Dataset id or name.")
-    metric: str = Field("eval_accuracy", min_length=1, max_length=100)
+    metric: str = Field("eval_accuracy", min_length=1, max_length=MAX_LENGTH["metric"])
     value: float = Field(allow_inf_nan=False)
     higher_is_better: bool = True
     config: dict[str, Any] = Field(default_factory=dict)
@@ -106,7 +108,7 @@ class SimilarityIn(BaseModel):
     dataset_a: Name
     dataset_b: Name
     value: float = Field(ge=0, allow_inf_nan=False, description="A distance: smaller = more similar.")
-    method: str = Field("user", min_length=1, max_length=100)
+    method: str = Field("user", min_length=1, max_length=MAX_LENGTH["method"])
 
 
 class ImportReportOut(BaseModel):

@@ -335,3 +335,39 @@ def test_a_fit_compiles_its_forests_into_the_cache_the_rank_path_reads(api, clea
     assert calls == [{"cache_dir": service.forest_cache_dir()}]
     assert api.post("/v1/selection/rank", json={"dataset": "a1", "k": 2}).status_code == 200
     assert calls[1:] == [{"cache_dir": service.forest_cache_dir(), "cached_only": True}]  # the API: cache only
+
+
+def test_uploads_from_spreadsheets_import_and_what_cannot_is_refused_or_reported(api, clean_selection):
+    # Excel's "CSV UTF-8" starts with a byte-order mark; a European locale separates by semicolons
+    bom = "\ufeffmodel,dataset,score\nm1,d1,0.5\nm2,d1,0.7\n".encode()
+    report = upload(api, "/v1/selection/results/import", "records.csv", bom)
+    assert report.status_code == 200 and report.json()["imported"] == 2, report.text
+    semicolons = "\ufeffmodel;dataset;score\nm1;d2;0.4\nm2;d2;0.6\n".encode()
+    report = upload(api, "/v1/selection/results/import", "records.csv", semicolons)
+    assert report.status_code == 200 and report.json()["imported"] == 2, report.text
+    # a file in another encoding is refused whole rather than imported with mangled names
+    latin1 = "model,dataset,score\nmodèle,d1,0.5\n".encode("latin-1")
+    refused = upload(api, "/v1/selection/results/import", "records.csv", latin1)
+    assert refused.status_code == 422 and "UTF-8" in refused.json()["detail"]
+    # names longer than the API allows are reported by row (PostgreSQL's varchar would refuse them)
+    long_name = ("model,dataset,score\n" + "m" * 301 + ",d1,0.5\nm3,d1,0.2\n").encode()
+    report = upload(api, "/v1/selection/results/import", "records.csv", long_name)
+    assert report.status_code == 200, report.text
+    assert report.json()["imported"] == 1 and [s["row"] for s in report.json()["skipped"]] == [1]
+    names = {m["name"] for m in api.get("/v1/selection/models").json()}
+    assert names == {"m1", "m2", "m3"}
+
+
+def test_a_distance_matrix_reports_cells_that_are_not_numbers(api, clean_selection):
+    for name in ("d1", "d2", "d3"):
+        assert api.post("/v1/selection/datasets", json={"name": name}).status_code == 201
+    matrix = b",d1,d2,d3\nd1,0,x,2.0\nd2,1.0,0,3.0\nd3,2.0,3.0,0\n"
+    report = upload(api, "/v1/selection/similarities/import", "sim.csv", matrix)
+    assert report.status_code == 200, report.text
+    body = report.json()
+    assert body["imported"] == 2
+    assert [(s["row"], "'d1'-'d2'" in s["reason"]) for s in body["skipped"]] == [(1, True)]
+    # the method's name comes from the file's name when none is given; one too long to store is reported
+    long_file = upload(api, "/v1/selection/similarities/import", "s" * 120 + ".csv", matrix)
+    assert long_file.status_code == 200 and long_file.json()["imported"] == 0
+    assert "method is 120 characters long" in long_file.json()["skipped"][0]["reason"]

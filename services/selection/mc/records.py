@@ -21,6 +21,10 @@ import numpy as np
 import pandas as pd
 
 DEFAULT_METRIC = "eval_accuracy"
+# The longest text each field may hold: the API's schemas and the tables use the same limits, so a
+# row the importer accepts is one the database stores (PostgreSQL refuses a longer varchar).
+MAX_LENGTH = {"name": 300, "ref": 1000, "family": 200, "architecture": 200, "pretraining_data": 300,
+              "metric": 100, "method": 100}
 
 
 # ---------------------------------------------------------------- rows
@@ -290,23 +294,41 @@ def _to_bool(x: Any) -> bool | None:
 
 
 def _read_text(source: str | Path | bytes | io.IOBase) -> str:
+    """The text of a source; "utf-8-sig" drops the byte-order mark that spreadsheets write first."""
     if isinstance(source, bytes):
-        return source.decode("utf-8", errors="replace")
+        return source.decode("utf-8-sig", errors="replace")
     if isinstance(source, io.IOBase):
         data = source.read()
-        return data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
-    if isinstance(source, str) and ("\n" in source or source.lstrip()[:1] in ("[", "{")):
-        return source  # inline CSV/JSON text (what an upload handler passes), not a path
+        return data.decode("utf-8-sig", errors="replace") if isinstance(data, bytes) else data.lstrip("\ufeff")
+    if isinstance(source, str) and ("\n" in source or source.lstrip("\ufeff ")[:1] in ("[", "{")):
+        return source.lstrip("\ufeff")  # inline CSV/JSON text, not a path
     try:
-        return Path(source).read_text(encoding="utf-8", errors="replace")
+        return Path(source).read_text(encoding="utf-8-sig", errors="replace")
     except OSError:
         return ""
+
+
+def _delimiter(text: str) -> str:
+    """"," unless the header line has none and has ";" or a tab (spreadsheets in locales whose
+    decimal mark is a comma separate fields by semicolons)."""
+    header = text.split("\n", 1)[0]
+    if "," in header:
+        return ","
+    return max((";", "\t"), key=header.count) if (";" in header or "\t" in header) else ","
+
+
+def _too_long(**fields: str | None) -> str | None:
+    """The reason a row cannot be stored, if one of its texts exceeds its MAX_LENGTH."""
+    for key, value in fields.items():
+        if value is not None and len(value) > MAX_LENGTH[key]:
+            return f"{key} is {len(value)} characters long, at most {MAX_LENGTH[key]} are allowed"
+    return None
 
 
 def _csv_dicts(text: str) -> tuple[list[str], list[tuple[int, dict[str, str] | None, str]]]:
     """Rows as dicts keyed by header; a row whose width differs from the header, or that the csv
     module cannot read (e.g. a stray NUL or quote), is None with the reason."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     try:
         header = next(reader)
     except StopIteration:
@@ -393,6 +415,9 @@ def parse_results(
             continue
         metric = str(rec.get(metric_col) or "").strip() if metric_col else ""
         metric = metric or (vcol if not metric_col else default_metric)
+        if why := _too_long(name=model, metric=metric) or _too_long(name=dataset):
+            report.skip(source_label, row_no, why)
+            continue
         hib = _to_bool(rec.get(hib_col)) if hib_col and str(rec.get(hib_col) or "").strip() else None
         if hib_col and str(rec.get(hib_col) or "").strip() and hib is None:
             report.skip(source_label, row_no, f"higher_is_better is not a boolean: {rec.get(hib_col)!r}")
@@ -445,9 +470,7 @@ def parse_models(source: str | Path | bytes | io.IOBase, source_label: str = "mo
             f = _to_float(v)
             if f is not None:
                 numeric[k] = f
-        if name in rows:
-            report.duplicates += 1
-        rows[name] = ModelRow(
+        row = ModelRow(
             name=name,
             ref=lower.get("ref") or name,
             family=(lower.get("model_type") or lower.get("family") or None),
@@ -458,6 +481,13 @@ def parse_models(source: str | Path | bytes | io.IOBase, source_label: str = "mo
             metadata={k: v for k, v in lower.items() if v not in ("", None)},
             features=numeric,
         )
+        if why := _too_long(name=row.name, ref=row.ref, family=row.family, architecture=row.architecture,
+                            pretraining_data=row.pretraining_data):
+            report.skip(source_label, row_no, why)
+            continue
+        if name in rows:
+            report.duplicates += 1
+        rows[name] = row
     return list(rows.values()), report
 
 
@@ -477,6 +507,9 @@ def parse_datasets(source: str | Path | bytes | io.IOBase, source_label: str = "
         if not name:
             report.skip(source_label, row_no, "missing dataset name")
             continue
+        if why := _too_long(name=name):
+            report.skip(source_label, row_no, why)
+            continue
         meta = {k.strip().lower(): v for k, v in rec.items() if k != dcol and not _is_index_col(k) and v != ""}
         numeric = {k: f for k, v in meta.items() if (f := _to_float(v)) is not None}
         rows[name] = DatasetRow(name=name, size=numeric.get("size"), metadata={**meta, **numeric})
@@ -491,23 +524,31 @@ def parse_distance_matrix(
     pair, from the upper triangle), or with `directed` one row per off-diagonal cell (row -> column)."""
     report = ImportReport()
     label = method or (Path(source).stem if isinstance(source, (str, Path)) else source_label)
+    if why := _too_long(method=label):
+        report.skip(source_label, 0, why)
+        return [], report
+    text = _read_text(source)
     try:
-        df = pd.read_csv(io.StringIO(_read_text(source)), index_col=0)
+        df = pd.read_csv(io.StringIO(text), index_col=0, sep=_delimiter(text))
     except Exception as e:  # a corrupt matrix is reported, not raised
         report.skip(source_label, 0, f"unreadable matrix: {e}")
         return [], report
     out = []
     cols = [str(c) for c in df.columns]
     for i, (a, row) in enumerate(df.iterrows(), start=1):
+        a = str(a)
         for b, v in zip(cols, row.to_numpy()):
+            if not (a < b or (directed and a != b)):
+                continue  # a symmetric matrix is read from its upper triangle
             f = _to_float(v)
             if f is None:
+                if isinstance(v, str) and v.strip():  # an empty cell is a pair not measured
+                    report.skip(source_label, i, f"distance {a!r}-{b!r} is not a number: {v!r}")
                 continue
             if f < 0:
                 report.skip(source_label, i, f"negative distance {a!r}-{b!r}")
                 continue
-            if str(a) < b or (directed and str(a) != b):
-                out.append(SimilarityRow(str(a), b, f, label))
+            out.append(SimilarityRow(a, b, f, label))
     return out, report
 
 

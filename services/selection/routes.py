@@ -228,6 +228,8 @@ def rank(body: RankRequest, db: SessionDep) -> RankResponse:
 @router.post("/fit", status_code=202, responses=ACCEPTED)
 def fit(body: FitRequest, db: SessionDep, caller: CallerDep, idempotency_key: IdempotencyKeyDep = None):
     """Train embeddings and predictor on the current rows; stores a new graph version."""
+    if reason := service.unfit_reason(db_session=db):
+        raise Problem(422, reason)
     return accept_job(db_session=db, kind="selection.fit", params=body.model_dump(), caller=caller,
                       idempotency_key=idempotency_key)
 

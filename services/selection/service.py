@@ -559,13 +559,25 @@ def _distances_from_profile(zoo: Zoo, profile: np.ndarray, method: str = "") -> 
     return {name: v for name, v in distances.items() if v is not None}
 
 
+def unfit_reason(*, db_session: Session) -> str | None:
+    """Why the rows cannot train a graph yet, or None. A dataset teaches the ranker only by comparing
+    models on it, so it counts once it has results for two models; transfer needs two such."""
+    comparing = (select(FinetuneResult.dataset_id).group_by(FinetuneResult.dataset_id)
+                 .having(func.count(func.distinct(FinetuneResult.model_id)) >= 2).subquery())
+    have = db_session.scalar(select(func.count()).select_from(comparing))
+    if have < 2:
+        return (f"fitting needs two datasets with fine-tuning results for at least two models each; "
+                f"{have} dataset{'' if have == 1 else 's'} {'has' if have == 1 else 'have'} that")
+    return None
+
+
 def fit(*, db_session: Session, body: FitRequest, job_id: str | None, progress) -> GraphVersion:
     """Train embeddings + predictor on every row; optionally evaluate leave-one-dataset-out."""
     from services.selection.mc.predictor import Ranker, RankerConfig
 
+    if reason := unfit_reason(db_session=db_session):  # the rows may have changed since the request
+        raise ValueError(reason)
     zoo = load_zoo(db_session=db_session)
-    if sum(1 for _ in {r.dataset for r in zoo.results}) < 2:
-        raise ValueError("fitting needs fine-tuning results on at least two datasets")
     config = RankerConfig(embedding=body.embedding, objective=body.objective, seed=body.seed, members=body.members)
     progress(0.1, "training embeddings and predictor")
     ranker = Ranker(config).fit(zoo)

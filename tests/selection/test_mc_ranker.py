@@ -1193,3 +1193,13 @@ def test_the_main_blend_keeps_the_first_pick_where_training_datasets_show_few_of
     assert r.rank(sparse, "d7")[0].model == sparse.models[int(np.argmax(score))]
     back = Ranker.from_bytes(r.to_bytes())
     np.testing.assert_allclose(back.scores(sparse, "d7")[0], r.scores(sparse, "d7")[0])
+
+
+def test_fitting_rows_where_no_dataset_compares_two_models_says_so():
+    zoo = Zoo()
+    for d, m in (("d1", "a"), ("d2", "b"), ("d3", "a")):
+        zoo.models.setdefault(m, ModelRow(name=m))
+        zoo.datasets[d] = DatasetRow(name=d)
+        zoo.results.append(ResultRow(m, d, "eval_accuracy", 0.5))
+    with pytest.raises(ValueError, match="results for at least two models"):
+        Ranker(FAST).fit(zoo)

@@ -371,3 +371,18 @@ def test_a_distance_matrix_reports_cells_that_are_not_numbers(api, clean_selecti
     long_file = upload(api, "/v1/selection/similarities/import", "s" * 120 + ".csv", matrix)
     assert long_file.status_code == 200 and long_file.json()["imported"] == 0
     assert "method is 120 characters long" in long_file.json()["skipped"][0]["reason"]
+
+
+def test_fit_on_rows_that_cannot_train_a_graph_is_refused_before_any_job(api, clean_selection):
+    rows = [{"model": "m1", "dataset": "d1", "value": 0.5}, {"model": "m2", "dataset": "d1", "value": 0.7},
+            {"model": "m1", "dataset": "d2", "value": 0.4}]  # d2 compares no two models
+    for name in ("m1", "m2"):
+        assert api.post("/v1/selection/models", json={"name": name}).status_code == 201
+    for name in ("d1", "d2"):
+        assert api.post("/v1/selection/datasets", json={"name": name}).status_code == 201
+    assert api.post("/v1/selection/results", json=rows).status_code == 201
+    jobs_before = api.get("/v1/jobs", params={"kind": "selection.fit", "limit": 100}).json()["items"]
+    refused = api.post("/v1/selection/fit", json={})
+    assert refused.status_code == 422 and refused.headers["content-type"].startswith("application/problem+json")
+    assert "two datasets" in refused.json()["detail"] and "1 dataset has that" in refused.json()["detail"]
+    assert api.get("/v1/jobs", params={"kind": "selection.fit", "limit": 100}).json()["items"] == jobs_before

@@ -917,6 +917,8 @@ class Ranker:
             return self
         hidden = set(hide)
         train = [d for d in tables.datasets if d not in hidden and tables.norm[d].notna().sum() >= 2]
+        if not train:
+            raise ValueError("no dataset to learn from: fitting needs a dataset with results for at least two models")
         self.excluded = {}
         if cfg.drop_degenerate:
             self.excluded = flag_degenerate(tables.quality[train], _classes(tables))

@@ -13,12 +13,33 @@ from fastapi import Depends
 from starlette.concurrency import run_in_threadpool
 from sqlalchemy import JSON, DateTime, Engine, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 from services.common.settings import get_settings
 
 
+class UtcDateTime(TypeDecorator):
+    """A timestamp that is stored in UTC and read back as an aware UTC datetime on every backend.
+
+    PostgreSQL keeps the zone; SQLite (the embedded default) stores none and would hand back naive
+    times, which clients such as a browser's `Date` read as local time."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
 class Base(DeclarativeBase):
-    type_annotation_map = {dict: JSON, list: JSON, datetime: DateTime(timezone=True)}
+    type_annotation_map = {dict: JSON, list: JSON, datetime: UtcDateTime()}
 
 
 def utcnow() -> datetime:

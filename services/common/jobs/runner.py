@@ -175,8 +175,7 @@ def _claim(job_id: str) -> Job | None:
 def _heartbeat_stale(job: Job) -> bool:
     if job.heartbeat_at is None:
         return True
-    beat = job.heartbeat_at if job.heartbeat_at.tzinfo else job.heartbeat_at.replace(tzinfo=utcnow().tzinfo)
-    return utcnow() - beat > timedelta(seconds=get_settings().job_stale_after_s)
+    return utcnow() - job.heartbeat_at > timedelta(seconds=get_settings().job_stale_after_s)
 
 
 def _finish(job: Job, status: JobStatus, *, stage: str, result: dict | None = None,

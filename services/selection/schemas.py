@@ -8,6 +8,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from services.selection.mc.records import MAX_LENGTH
 
 Name = Annotated[str, Field(min_length=1, max_length=MAX_LENGTH["name"])]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Distance = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 def _well_formed_profile(value: list[float] | None) -> list[float] | None:
@@ -125,8 +127,9 @@ class ImportReportOut(BaseModel):
 class InlineDataset(BaseModel):
     name: str = Field("new-dataset", max_length=300)
     profile: ProfileIn = Field(None, max_length=100_000, description=PROFILE_DOC)
-    distances: dict[str, float] | None = Field(None, description="Distance to known datasets by name.")
-    metadata: dict[str, float] = Field(default_factory=dict, description="e.g. size, number_of_classes")
+    distances: dict[str, Distance] | None = Field(None, max_length=100_000,
+                                                  description="Distance to known datasets by name.")
+    metadata: dict[str, FiniteFloat] = Field(default_factory=dict, description="e.g. size, number_of_classes")
 
     @model_validator(mode="after")
     def _needs_profile_or_distances(self):

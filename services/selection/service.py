@@ -537,7 +537,7 @@ def _model_names(by_ident: dict[str, str], idents: list[str]) -> list[str]:
     if None in names:
         unknown = [i for i, name in zip(idents, names) if name is None]
         raise Problem(404, f"unknown models: {', '.join(unknown[:10])}" + (" …" if len(unknown) > 10 else ""))
-    return names
+    return list(dict.fromkeys(names))  # a model named twice (by id and by name) is ranked once
 
 
 def _comparable_distance(profile: np.ndarray, other, method: str = "") -> float | None:

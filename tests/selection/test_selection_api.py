@@ -120,6 +120,8 @@ def test_rank_finds_known_answer_with_explanation(api, clean_selection, celery_w
     models = {m["name"]: m["id"] for m in api.get("/v1/selection/models").json()}
     ranked = api.post("/v1/selection/rank", json={"dataset": "a_new", "candidates": [models["mC"], "mD"]}).json()
     assert {(r["model"], r["model_id"]) for r in ranked["ranking"]} == {("mC", models["mC"]), ("mD", models["mD"])}
+    twice = api.post("/v1/selection/rank", json={"dataset": "a_new", "candidates": [models["mC"], "mC", "mD"]}).json()
+    assert sorted(r["model"] for r in twice["ranking"]) == ["mC", "mD"]  # named twice, ranked once
     missing = api.post("/v1/selection/rank", json={"dataset": "a_new", "candidates": ["mC", "ghost"]})
     assert missing.status_code == 404 and "ghost" in missing.json()["detail"]
     # a model registered after the graph was loaded is known at once (it has no results: ranked last)
@@ -164,6 +166,10 @@ def test_rank_validation(api, clean_selection):
     assert api.post("/v1/selection/rank", json={"dataset": "x", "inline": {"distances": {"a": 1}}}).status_code == 422
     assert api.post("/v1/selection/rank", json={"inline": {"name": "n"}}).status_code == 422
     assert api.post("/v1/selection/rank", json={"dataset": "x", "k": 0}).status_code == 422
+    for distance in (b"-1", b"NaN", b"Infinity"):  # a distance is finite and not negative
+        body = b'{"inline": {"distances": {"a": ' + distance + b'}}}'
+        refused = api.post("/v1/selection/rank", content=body, headers={"content-type": "application/json"})
+        assert refused.status_code == 422 and refused.json()["errors"][0]["loc"][-1] == "a", refused.text
     for bad in ({"members": 0}, {"members": 11}, {"embedding": "dgl"}):
         assert api.post("/v1/selection/fit", json=bad).status_code == 422
 

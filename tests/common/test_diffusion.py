@@ -315,6 +315,9 @@ def test_load_imagefolder_accepts_csv_metadata(tmp_path):
     (folder / "metadata.jsonl").unlink()
     (folder / "metadata.csv").write_text('file_name,text\n00000.png,"stripes, one"\n00001.png,two\n')
     assert load_imagefolder(folder, resolution=16).texts == ["stripes, one", "two"]
+    # as a spreadsheet saves it ("CSV UTF-8" begins with a byte-order mark)
+    (folder / "metadata.csv").write_text('\ufefffile_name,text\n00000.png,one\n00001.png,two\n', encoding="utf-8")
+    assert load_imagefolder(folder, resolution=16).texts == ["one", "two"]
 
 
 @pytest.mark.parametrize("problem", ["missing_folder", "no_images", "no_metadata", "missing_text", "csv_no_text",

@@ -76,7 +76,7 @@ def _read_metadata(folder: Path) -> tuple[str, list[dict]]:
         if not meta.is_file():
             continue
         try:
-            text = meta.read_text(encoding="utf-8")
+            text = meta.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is not a column
         except (OSError, UnicodeDecodeError) as exc:
             raise DatasetError(f"{name} is not readable UTF-8 text: {exc}") from exc
         if name.endswith(".jsonl"):

@@ -200,10 +200,14 @@ def bench_selection(
         chosen = check_ablations([n.strip() for n in (ablation or "").split(",") if n.strip()])
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    run_benchmark(data_dir=data, targets=targets, similarity=similarity, out=out, latency=latency,
-                  gateway_latency_fn=_gateway_rank_latency if latency else None, ablations=chosen or ablations,
-                  drop_degenerate=drop_degenerate, jobs=jobs or os.cpu_count() or 1, keep_fraction=keep_fraction,
-                  keep_seed=keep_seed)
+    try:
+        run_benchmark(data_dir=data, targets=targets, similarity=similarity, out=out, latency=latency,
+                      gateway_latency_fn=_gateway_rank_latency if latency else None, ablations=chosen or ablations,
+                      drop_degenerate=drop_degenerate, jobs=jobs or os.cpu_count() or 1,
+                      keep_fraction=keep_fraction, keep_seed=keep_seed)
+    except ValueError as exc:  # the data cannot be evaluated: say why, without a traceback
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _gateway_rank_latency(zoo, ranker, target: str, candidates: list[str]) -> dict:

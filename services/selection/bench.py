@@ -21,7 +21,7 @@ from .mc.evaluate import (
     oracle_ceilings, paired_comparison, ranker_method, similarity_weighted, summarise,
 )
 from .mc.predictor import FAMILIES, NARROW_PRETRAIN_GRID, Ranker, RankerConfig
-from .mc.records import load_benchmark_dir, load_published
+from .mc.records import MIN_COMPARING_DATASETS, datasets_comparing_models, load_benchmark_dir, load_published
 
 PUBLISHED_TARGETS = ["stanfordcars", "svhn", "caltech101", "pets", "cifar100", "flowers", "smallnorb_label_elevation", "dtd"]
 PRIMARY = "mc_gat"
@@ -346,8 +346,14 @@ def run_benchmark(
     torch.set_num_threads(1)
     say = progress or (lambda s: print(s, file=sys.stderr, flush=True))
     t_start = time.perf_counter()
+    if not (Path(data_dir) / "records.csv").is_file():
+        raise ValueError(f"{data_dir} has no records.csv (the benchmark format: see the README)")
     zoo, report = load_benchmark_dir(data_dir, similarity=similarity, drop_degenerate=drop_degenerate)
     say(report.summary())
+    comparing = datasets_comparing_models(zoo.results)
+    if len(comparing) < MIN_COMPARING_DATASETS:
+        raise ValueError(f"leave-one-dataset-out needs {MIN_COMPARING_DATASETS} datasets with results for at "
+                         f"least two models each; {data_dir} has {len(comparing)}")
     with_results = sorted({r.dataset for r in zoo.results})
     if targets is None:
         targets = [t for t in PUBLISHED_TARGETS if t in with_results] or with_results
@@ -355,6 +361,9 @@ def run_benchmark(
         targets = with_results if targets == "all" else [t.strip() for t in targets.split(",") if t.strip()]
     missing = [t for t in targets if t not in with_results]
     targets = [t for t in targets if t in with_results]
+    if not targets:
+        raise ValueError(f"no target with results among {', '.join(missing) or 'none given'}; "
+                         f"the datasets with results: {', '.join(with_results)}")
     if missing:
         say(f"targets without results, skipped: {', '.join(missing)}")
     methods = default_methods()

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session, defer
 from services.common.errors import Problem, not_found
 from services.common.settings import get_settings
 from services.selection.mc.records import (
-    CoverageRow, DatasetRow, ImportReport, ModelRow, NameMatcher, ResultRow, SimilarityRow, Zoo, parse_coverage_matrix,
-    parse_datasets, parse_distance_matrix, parse_models, parse_results,
+    MIN_COMPARING_DATASETS, CoverageRow, DatasetRow, ImportReport, ModelRow, NameMatcher, ResultRow, SimilarityRow, Zoo,
+    parse_coverage_matrix, parse_datasets, parse_distance_matrix, parse_models, parse_results,
 )
 from services.selection.models import Dataset, DatasetCoverage, DatasetSimilarity, FinetuneResult, GraphVersion, Model
 from services.selection.schemas import (
@@ -565,9 +565,9 @@ def unfit_reason(*, db_session: Session) -> str | None:
     comparing = (select(FinetuneResult.dataset_id).group_by(FinetuneResult.dataset_id)
                  .having(func.count(func.distinct(FinetuneResult.model_id)) >= 2).subquery())
     have = db_session.scalar(select(func.count()).select_from(comparing))
-    if have < 2:
-        return (f"fitting needs two datasets with fine-tuning results for at least two models each; "
-                f"{have} dataset{'' if have == 1 else 's'} {'has' if have == 1 else 'have'} that")
+    if have < MIN_COMPARING_DATASETS:  # the rule of records.datasets_comparing_models, counted in SQL
+        return (f"fitting needs {MIN_COMPARING_DATASETS} datasets with fine-tuning results for at least two "
+                f"models each; {have} dataset{'' if have == 1 else 's'} {'has' if have == 1 else 'have'} that")
     return None
 
 

@@ -320,6 +320,32 @@ def test_bench_on_sparse_records_reports_the_share_and_leaves_published_numbers_
             bench.run_benchmark(data_dir=tmp_path, targets="d3", keep_fraction=bad, progress=lambda s: None)
 
 
+def test_bench_refuses_data_it_cannot_evaluate_with_the_reason_and_no_traceback(tmp_path):
+    from typer.testing import CliRunner
+
+    from services.cli import app
+    from services.selection import bench
+
+    runner = CliRunner()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no records.csv"):
+        bench.run_benchmark(data_dir=empty, progress=lambda s: None)
+    one_model = tmp_path / "one-model"  # no dataset compares two models: nothing to learn
+    one_model.mkdir()
+    (one_model / "records.csv").write_text("model,finetuned_dataset,eval_accuracy\nm1,d1,0.5\nm1,d2,0.6\n")
+    with pytest.raises(ValueError, match="datasets with results for at least two models each"):
+        bench.run_benchmark(data_dir=one_model, progress=lambda s: None)
+    zoo, _ = make_zoo()
+    (tmp_path / "zoo").mkdir()
+    write_benchmark_dir(zoo, tmp_path / "zoo")
+    with pytest.raises(ValueError, match="no target with results among nope"):
+        bench.run_benchmark(data_dir=tmp_path / "zoo", targets="nope", progress=lambda s: None)
+    for folder, reason in ((empty, "no records.csv"), (one_model, "at least two models each")):
+        refused = runner.invoke(app, ["bench", "selection", "--data", str(folder)])
+        assert refused.exit_code == 2 and reason in refused.output and "Traceback" not in refused.output
+
+
 def write_benchmark_dir(zoo, path):
     """The synthetic zoo in the TransferGraph file format."""
     import pandas as pd

@@ -390,5 +390,6 @@ def test_fit_on_rows_that_cannot_train_a_graph_is_refused_before_any_job(api, cl
     jobs_before = api.get("/v1/jobs", params={"kind": "selection.fit", "limit": 100}).json()["items"]
     refused = api.post("/v1/selection/fit", json={})
     assert refused.status_code == 422 and refused.headers["content-type"].startswith("application/problem+json")
-    assert "two datasets" in refused.json()["detail"] and "1 dataset has that" in refused.json()["detail"]
+    assert "2 datasets with fine-tuning results" in refused.json()["detail"]
+    assert refused.json()["detail"].endswith("1 dataset has that")
     assert api.get("/v1/jobs", params={"kind": "selection.fit", "limit": 100}).json()["items"] == jobs_before

@@ -561,6 +561,18 @@ def parse_coverage_matrix(
     return [CoverageRow(r.dataset_a, r.dataset_b, r.value, r.method) for r in rows], report
 
 
+def datasets_comparing_models(results: Iterable[ResultRow]) -> list[str]:
+    """The datasets with results for at least two models: a dataset teaches a ranker only by how
+    the models compare on it, and transfer needs two such (MIN_COMPARING_DATASETS)."""
+    models: dict[str, set[str]] = {}
+    for r in results:
+        models.setdefault(r.dataset, set()).add(r.model)
+    return sorted(d for d, ms in models.items() if len(ms) >= 2)
+
+
+MIN_COMPARING_DATASETS = 2
+
+
 # ---------------------------------------------------------------- whole directory
 
 

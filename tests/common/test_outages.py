@@ -128,6 +128,13 @@ def _count_jobs(client) -> int:
 def test_redis_outage_gives_503_for_queueing_and_recovers(private_stack):
     client, redis, _ = private_stack
     assert client.post("/v1/selection/models", json={"name": "outage-model"}).status_code == 201
+    # rows a fit can train on, so that the fit request is valid and only the broker stands in its way
+    assert client.post("/v1/selection/models", json={"name": "outage-model-2"}).status_code == 201
+    for dataset in ("outage-d1", "outage-d2"):
+        assert client.post("/v1/selection/datasets", json={"name": dataset}).status_code == 201
+    rows = [{"model": m, "dataset": d, "value": v} for m, v in (("outage-model", 0.5), ("outage-model-2", 0.7))
+            for d in ("outage-d1", "outage-d2")]
+    assert client.post("/v1/selection/results", json=rows).status_code == 201
     before = _count_jobs(client)
     redis.stop()
     try:

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("atelier.errors")
@@ -71,6 +72,14 @@ def install_problem_handlers(app: FastAPI) -> None:
                     errors=_json_safe_errors(exc.errors())),
             request,
         )
+
+    @app.exception_handler(IntegrityError)
+    async def _conflict(request: Request, exc: IntegrityError):
+        # a check-then-write lost a race: another request wrote the same unique name, or deleted a
+        # row this one refers to, between this request's check and its commit
+        return problem_response(Problem(409, "The request conflicts with a change another request made at "
+                                             "the same time (a name just taken or a row just deleted); read "
+                                             "the current state and retry.", title="Conflict"), request)
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception):

@@ -393,3 +393,15 @@ def test_fit_on_rows_that_cannot_train_a_graph_is_refused_before_any_job(api, cl
     assert "2 datasets with fine-tuning results" in refused.json()["detail"]
     assert refused.json()["detail"].endswith("1 dataset has that")
     assert api.get("/v1/jobs", params={"kind": "selection.fit", "limit": 100}).json()["items"] == jobs_before
+
+
+def test_a_name_taken_between_the_check_and_the_commit_is_a_409(api, clean_selection, monkeypatch):
+    from services.selection import service
+
+    assert api.post("/v1/selection/models", json={"name": "raced"}).status_code == 201
+    # two requests that both pass the uniqueness check before either commits: the database decides
+    monkeypatch.setattr(service, "_unique_name", lambda *args: None)
+    lost = api.post("/v1/selection/models", json={"name": "raced"})
+    assert lost.status_code == 409 and lost.headers["content-type"].startswith("application/problem+json")
+    assert "retry" in lost.json()["detail"]
+    assert [m["name"] for m in api.get("/v1/selection/models").json()] == ["raced"]

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common.errors import Problem, install_problem_handlers
+from services.common.errors import Problem, install_problem_handlers, problem_response
 
 log = logging.getLogger("atelier.api")
 
@@ -148,6 +148,67 @@ def create_service_app(name: str, routers: list[APIRouter], *, title: str, versi
 
 def instrument(app: FastAPI, service: str) -> None:
     app.add_middleware(RequestIdAndMetrics, service=service)
+
+
+# room for the multipart envelope around an upload of the largest accepted size
+MULTIPART_ENVELOPE_BYTES = 1024 * 1024
+
+
+class BodyTooLarge(Problem):
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"the request body exceeds {max_bytes} bytes", title="Content Too Large")
+
+
+class BodySizeLimit:
+    """Refuses a request body larger than `max_bytes` with 413 before it is buffered anywhere: at
+    once from its Content-Length, else (a chunked body) as soon as the bytes read pass the limit.
+    JSON bodies are parsed whole in memory, so without this one request could hold gigabytes."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def refuse() -> None:
+            await problem_response(BodyTooLarge(self.max_bytes), Request(scope))(scope, receive, send)
+
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await refuse()
+            return
+        read, exceeded, started, replaced = 0, False, False, False
+
+        async def counted() -> Message:
+            nonlocal read, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                read += len(message.get("body", b""))
+                if read > self.max_bytes:
+                    exceeded = True
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def answer(message: Message) -> None:
+            # whatever the app makes of the interrupted read (FastAPI: a 400 parse error), the client
+            # is told why: the 413 goes out in place of the app's own answer
+            nonlocal started, replaced
+            if message["type"] == "http.response.start" and exceeded and not started:
+                started = replaced = True
+                await refuse()
+                return
+            if replaced:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, answer)
+        except BodyTooLarge:
+            if not started:
+                await refuse()
 
 
 class RequestIdAndMetrics:

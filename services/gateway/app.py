@@ -14,8 +14,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.common.api import CALLER_KEY_HEADER, CALLER_SCOPE_HEADER, Caller, health_router, instrument, \
-    operation_id
+from services.common.api import CALLER_KEY_HEADER, CALLER_SCOPE_HEADER, MULTIPART_ENVELOPE_BYTES, BodySizeLimit, \
+    Caller, health_router, instrument, operation_id
 from services.common.errors import Problem, install_problem_handlers, problem_response
 from services.common.jobs.views import router as jobs_router
 from services.common.settings import Settings, get_settings
@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None, *, extra_services: dict[str, Fa
     if settings.cors_origins:  # closed unless configured; outside the auth layer, as preflights carry no key
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])
+    app.add_middleware(BodySizeLimit, max_bytes=settings.upload_max_bytes + MULTIPART_ENVELOPE_BYTES)
     instrument(app, "gateway")  # outermost: sets the request id the auth layer and forwarding use
 
     app.include_router(_gateway_health(targets))

@@ -12,11 +12,12 @@ from sqlalchemy import select
 from services.common import auth
 from services.common.db import SessionDep
 from services.common.errors import not_found
+from services.common.schemas import RequestModel
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(RequestModel):
     scope: Literal["read", "write", "admin"]
     name: str = Field("", max_length=200)
 

@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from services.common.schemas import RequestModel
 from services.selection.mc.records import MAX_LENGTH
 
 Name = Annotated[str, Field(min_length=1, max_length=MAX_LENGTH["name"])]
@@ -28,7 +29,7 @@ PROFILE_DOC = ("Packed profile: [-k, d_1..d_k, mu_1, cov_1 (row-major), ..., mu_
 ProfileIn = Annotated[list[float] | None, AfterValidator(_well_formed_profile)]
 
 
-class ModelIn(BaseModel):
+class ModelIn(RequestModel):
     name: Name
     ref: str | None = Field(None, max_length=MAX_LENGTH["ref"], description="Hub id or local path.")
     family: str | None = Field(None, max_length=MAX_LENGTH["family"])
@@ -40,7 +41,7 @@ class ModelIn(BaseModel):
     features: dict[str, float] = Field(default_factory=dict, description="Numeric features for the predictor.")
 
 
-class ModelPatch(BaseModel):
+class ModelPatch(RequestModel):
     ref: str | None = Field(None, max_length=MAX_LENGTH["ref"])
     family: str | None = Field(None, max_length=MAX_LENGTH["family"])
     architecture: str | None = Field(None, max_length=MAX_LENGTH["architecture"])
@@ -52,12 +53,12 @@ class ModelPatch(BaseModel):
 
 
 class ModelOut(ModelIn):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, extra="ignore")  # a response, not a request
     id: str
     created_at: datetime
 
 
-class DatasetIn(BaseModel):
+class DatasetIn(RequestModel):
     name: Name
     uri: str | None = Field(None, max_length=1000, description="Image folder (imagefolder layout).")
     size: float | None = Field(None, ge=0)
@@ -67,7 +68,7 @@ class DatasetIn(BaseModel):
     profile: ProfileIn = Field(None, max_length=100_000, description=PROFILE_DOC)
 
 
-class DatasetPatch(BaseModel):
+class DatasetPatch(RequestModel):
     uri: str | None = Field(None, max_length=1000)
     size: float | None = Field(None, ge=0)
     modality: str | None = Field(None, max_length=50)
@@ -76,13 +77,13 @@ class DatasetPatch(BaseModel):
 
 
 class DatasetOut(DatasetIn):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, extra="ignore")
     id: str
     created_at: datetime
     profile: list[float] | None = Field(None, description=PROFILE_DOC)  # as stored: not re-validated
 
 
-class ResultIn(BaseModel):
+class ResultIn(RequestModel):
     model: Name = Field(description="Model id or name.")
     dataset: Name = Field(description="Dataset id or name.")
     metric: str = Field("eval_accuracy", min_length=1, max_length=MAX_LENGTH["metric"])
@@ -106,7 +107,7 @@ class ResultOut(BaseModel):
     created_at: datetime
 
 
-class SimilarityIn(BaseModel):
+class SimilarityIn(RequestModel):
     dataset_a: Name
     dataset_b: Name
     value: float = Field(ge=0, allow_inf_nan=False, description="A distance: smaller = more similar.")
@@ -124,7 +125,7 @@ class ImportReportOut(BaseModel):
     degenerate: dict[str, str] = Field(default_factory=dict)
 
 
-class InlineDataset(BaseModel):
+class InlineDataset(RequestModel):
     name: str = Field("new-dataset", max_length=300)
     profile: ProfileIn = Field(None, max_length=100_000, description=PROFILE_DOC)
     distances: dict[str, Distance] | None = Field(None, max_length=100_000,
@@ -138,7 +139,7 @@ class InlineDataset(BaseModel):
         return self
 
 
-class RankRequest(BaseModel):
+class RankRequest(RequestModel):
     dataset: str | None = Field(None, max_length=300, description="A registered dataset, by id or name.")
     inline: InlineDataset | None = None
     candidates: list[str] | None = Field(None, max_length=10_000, description="Model ids or names.")
@@ -167,7 +168,7 @@ class RankResponse(BaseModel):
     ranking: list[RankedModelOut]
 
 
-class FitRequest(BaseModel):
+class FitRequest(RequestModel):
     embedding: Literal["gat", "sage", "node2vec", "none"] = "gat"
     objective: Literal["regression", "lambdarank"] = "regression"
     evaluate: bool = Field(True, description="Also run the leave-one-dataset-out evaluation.")
@@ -176,7 +177,7 @@ class FitRequest(BaseModel):
                                                      "averaged (fewer: a faster fit, a noisier ranking).")
 
 
-class ProfileRequest(BaseModel):
+class ProfileRequest(RequestModel):
     dataset: str = Field(max_length=300, description="Dataset id or name; its `uri` is the image folder.")
     max_items: int = Field(512, ge=1, le=100_000)
 

@@ -5,8 +5,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.common.schemas import RequestModel
 
-class TrainingJobRequest(BaseModel):
+
+class TrainingJobRequest(RequestModel):
     model: str = Field(min_length=1, max_length=1000,
                        description="A model ref (tiny:…, a local folder, a cached hub id) or a model "
                                    "registered with the selection service (its ref is used).")

@@ -11,7 +11,7 @@ from typing import Callable, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .allocate import Allocation, BudgetError, budget_to_bytes, check_budget, solve_allocation  # noqa: F401 (re-export)
 from .calibrate import TimestepGroups, calibrate, target_layers
@@ -28,6 +28,8 @@ class QuantizationCancelled(RuntimeError):
 
 
 class CalibrationConfig(BaseModel):
+    # a misspelt field is an error, not a silent default (an API request body is one of these)
+    model_config = ConfigDict(extra="forbid")
     n: int = Field(8, ge=2, description="calibration inputs (the ORM needs at least 2 samples)")
     mode: Literal["sampling", "data"] = "sampling"
     sampled_steps: int = Field(8, ge=1, description="K steps sampled uniformly from the T inference steps")
@@ -46,6 +48,7 @@ class CalibrationConfig(BaseModel):
 
 
 class BudgetConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     avg_weight_bits: float | None = Field(4.0, gt=0)
     weight_bytes: float | None = Field(None, gt=0, description="alternative to avg_weight_bits: packed-code bytes")
     avg_act_bits: float = Field(8.0, gt=0)
@@ -60,6 +63,7 @@ class BudgetConfig(BaseModel):
 
 
 class QuantizationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     scheduler: str = "ddim"
     num_inference_steps: int = Field(50, ge=1)
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)

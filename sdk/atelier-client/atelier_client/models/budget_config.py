@@ -4,7 +4,6 @@ from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
-from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
@@ -23,7 +22,6 @@ class BudgetConfig:
     avg_act_bits: float | Unset = 8.0
     avg_weight_bits: float | None | Unset = 4.0
     weight_bytes: float | None | Unset = UNSET
-    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         avg_act_bits = self.avg_act_bits
@@ -41,7 +39,7 @@ class BudgetConfig:
             weight_bytes = self.weight_bytes
 
         field_dict: dict[str, Any] = {}
-        field_dict.update(self.additional_properties)
+
         field_dict.update({})
         if avg_act_bits is not UNSET:
             field_dict["avg_act_bits"] = avg_act_bits
@@ -81,21 +79,4 @@ class BudgetConfig:
             weight_bytes=weight_bytes,
         )
 
-        budget_config.additional_properties = d
         return budget_config
-
-    @property
-    def additional_keys(self) -> list[str]:
-        return list(self.additional_properties.keys())
-
-    def __getitem__(self, key: str) -> Any:
-        return self.additional_properties[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.additional_properties[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self.additional_properties[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.additional_properties

@@ -4,7 +4,6 @@ from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
-from attrs import field as _attrs_field
 
 from ..models.calibration_config_mode import CalibrationConfigMode
 from ..types import UNSET, Unset
@@ -32,7 +31,6 @@ class CalibrationConfig:
     sampled_steps: int | Unset = 8
     seed: int | Unset = 0
     seeds: list[int] | None | Unset = UNSET
-    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         dataset_path: None | str | Unset
@@ -70,7 +68,7 @@ class CalibrationConfig:
             seeds = self.seeds
 
         field_dict: dict[str, Any] = {}
-        field_dict.update(self.additional_properties)
+
         field_dict.update({})
         if dataset_path is not UNSET:
             field_dict["dataset_path"] = dataset_path
@@ -159,21 +157,4 @@ class CalibrationConfig:
             seeds=seeds,
         )
 
-        calibration_config.additional_properties = d
         return calibration_config
-
-    @property
-    def additional_keys(self) -> list[str]:
-        return list(self.additional_properties.keys())
-
-    def __getitem__(self, key: str) -> Any:
-        return self.additional_properties[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.additional_properties[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self.additional_properties[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.additional_properties

@@ -4,7 +4,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
-from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
@@ -32,7 +31,6 @@ class DatasetPatch:
     modality: None | str | Unset = UNSET
     size: float | None | Unset = UNSET
     uri: None | str | Unset = UNSET
-    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.dataset_patch_caption_stats_type_0 import DatasetPatchCaptionStatsType0  # noqa: PLC0415
@@ -73,7 +71,7 @@ class DatasetPatch:
             uri = self.uri
 
         field_dict: dict[str, Any] = {}
-        field_dict.update(self.additional_properties)
+
         field_dict.update({})
         if caption_stats is not UNSET:
             field_dict["caption_stats"] = caption_stats
@@ -164,21 +162,4 @@ class DatasetPatch:
             uri=uri,
         )
 
-        dataset_patch.additional_properties = d
         return dataset_patch
-
-    @property
-    def additional_keys(self) -> list[str]:
-        return list(self.additional_properties.keys())
-
-    def __getitem__(self, key: str) -> Any:
-        return self.additional_properties[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.additional_properties[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self.additional_properties[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.additional_properties

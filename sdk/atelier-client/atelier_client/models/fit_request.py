@@ -4,7 +4,6 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
-from attrs import field as _attrs_field
 
 from ..models.fit_request_embedding import FitRequestEmbedding
 from ..models.fit_request_objective import FitRequestObjective
@@ -30,7 +29,6 @@ class FitRequest:
     members: int | Unset = 3
     objective: FitRequestObjective | Unset = FitRequestObjective.REGRESSION
     seed: int | Unset = 0
-    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         embedding: str | Unset = UNSET
@@ -48,7 +46,7 @@ class FitRequest:
         seed = self.seed
 
         field_dict: dict[str, Any] = {}
-        field_dict.update(self.additional_properties)
+
         field_dict.update({})
         if embedding is not UNSET:
             field_dict["embedding"] = embedding
@@ -94,21 +92,4 @@ class FitRequest:
             seed=seed,
         )
 
-        fit_request.additional_properties = d
         return fit_request
-
-    @property
-    def additional_keys(self) -> list[str]:
-        return list(self.additional_properties.keys())
-
-    def __getitem__(self, key: str) -> Any:
-        return self.additional_properties[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.additional_properties[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self.additional_properties[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.additional_properties

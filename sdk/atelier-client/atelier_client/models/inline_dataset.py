@@ -4,7 +4,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
-from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
@@ -31,7 +30,6 @@ class InlineDataset:
     metadata: InlineDatasetMetadata | Unset = UNSET
     name: str | Unset = "new-dataset"
     profile: list[float] | None | Unset = UNSET
-    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.inline_dataset_distances_type_0 import InlineDatasetDistancesType0  # noqa: PLC0415
@@ -60,7 +58,7 @@ class InlineDataset:
             profile = self.profile
 
         field_dict: dict[str, Any] = {}
-        field_dict.update(self.additional_properties)
+
         field_dict.update({})
         if distances is not UNSET:
             field_dict["distances"] = distances
@@ -130,21 +128,4 @@ class InlineDataset:
             profile=profile,
         )
 
-        inline_dataset.additional_properties = d
         return inline_dataset
-
-    @property
-    def additional_keys(self) -> list[str]:
-        return list(self.additional_properties.keys())
-
-    def __getitem__(self, key: str) -> Any:
-        return self.additional_properties[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.additional_properties[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self.additional_properties[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.additional_properties

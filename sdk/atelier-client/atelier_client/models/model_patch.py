@@ -4,7 +4,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
-from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
@@ -38,7 +37,6 @@ class ModelPatch:
     pretraining_data: None | str | Unset = UNSET
     ref: None | str | Unset = UNSET
     resolution: float | None | Unset = UNSET
-    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.model_patch_features_type_0 import ModelPatchFeaturesType0  # noqa: PLC0415
@@ -97,7 +95,7 @@ class ModelPatch:
             resolution = self.resolution
 
         field_dict: dict[str, Any] = {}
-        field_dict.update(self.additional_properties)
+
         field_dict.update({})
         if architecture is not UNSET:
             field_dict["architecture"] = architecture
@@ -224,21 +222,4 @@ class ModelPatch:
             resolution=resolution,
         )
 
-        model_patch.additional_properties = d
         return model_patch
-
-    @property
-    def additional_keys(self) -> list[str]:
-        return list(self.additional_properties.keys())
-
-    def __getitem__(self, key: str) -> Any:
-        return self.additional_properties[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.additional_properties[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self.additional_properties[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.additional_properties

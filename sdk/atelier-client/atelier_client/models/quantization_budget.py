@@ -4,7 +4,6 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
-from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
@@ -29,7 +28,6 @@ class QuantizationBudget:
     num_inference_steps: int | Unset = 10
     sampled_steps: int | Unset = 4
     signal: str | Unset = "sensitivity"
-    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         avg_act_bits = self.avg_act_bits
@@ -45,7 +43,7 @@ class QuantizationBudget:
         signal = self.signal
 
         field_dict: dict[str, Any] = {}
-        field_dict.update(self.additional_properties)
+
         field_dict.update({})
         if avg_act_bits is not UNSET:
             field_dict["avg_act_bits"] = avg_act_bits
@@ -86,21 +84,4 @@ class QuantizationBudget:
             signal=signal,
         )
 
-        quantization_budget.additional_properties = d
         return quantization_budget
-
-    @property
-    def additional_keys(self) -> list[str]:
-        return list(self.additional_properties.keys())
-
-    def __getitem__(self, key: str) -> Any:
-        return self.additional_properties[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.additional_properties[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self.additional_properties[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.additional_properties

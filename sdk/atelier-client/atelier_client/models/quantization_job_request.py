@@ -4,7 +4,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
-from attrs import field as _attrs_field
 
 from ..models.quantization_job_request_sign import QuantizationJobRequestSign
 from ..models.quantization_job_request_signal import QuantizationJobRequestSignal
@@ -59,7 +58,6 @@ class QuantizationJobRequest:
     signal: QuantizationJobRequestSignal | Unset = QuantizationJobRequestSignal.SENSITIVITY
     timestep_groups: int | Unset = 1
     weight_bits: list[int] | Unset = UNSET
-    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         model = self.model
@@ -122,7 +120,7 @@ class QuantizationJobRequest:
             weight_bits = self.weight_bits
 
         field_dict: dict[str, Any] = {}
-        field_dict.update(self.additional_properties)
+
         field_dict.update(
             {
                 "model": model,
@@ -266,21 +264,4 @@ class QuantizationJobRequest:
             weight_bits=weight_bits,
         )
 
-        quantization_job_request.additional_properties = d
         return quantization_job_request
-
-    @property
-    def additional_keys(self) -> list[str]:
-        return list(self.additional_properties.keys())
-
-    def __getitem__(self, key: str) -> Any:
-        return self.additional_properties[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.additional_properties[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self.additional_properties[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.additional_properties

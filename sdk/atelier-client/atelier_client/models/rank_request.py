@@ -4,7 +4,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
-from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
@@ -29,7 +28,6 @@ class RankRequest:
     dataset: None | str | Unset = UNSET
     inline: InlineDataset | None | Unset = UNSET
     k: int | Unset = 10
-    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.inline_dataset import InlineDataset  # noqa: PLC0415
@@ -60,7 +58,7 @@ class RankRequest:
         k = self.k
 
         field_dict: dict[str, Any] = {}
-        field_dict.update(self.additional_properties)
+
         field_dict.update({})
         if candidates is not UNSET:
             field_dict["candidates"] = candidates
@@ -131,21 +129,4 @@ class RankRequest:
             k=k,
         )
 
-        rank_request.additional_properties = d
         return rank_request
-
-    @property
-    def additional_keys(self) -> list[str]:
-        return list(self.additional_properties.keys())
-
-    def __getitem__(self, key: str) -> Any:
-        return self.additional_properties[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.additional_properties[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self.additional_properties[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.additional_properties

@@ -4,7 +4,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
-from attrs import field as _attrs_field
 
 from ..models.result_in_source import ResultInSource
 from ..types import UNSET, Unset
@@ -38,7 +37,6 @@ class ResultIn:
     job_id: None | str | Unset = UNSET
     metric: str | Unset = "eval_accuracy"
     source: ResultInSource | Unset = ResultInSource.IMPORTED
-    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         dataset = self.dataset
@@ -66,7 +64,7 @@ class ResultIn:
             source = self.source.value
 
         field_dict: dict[str, Any] = {}
-        field_dict.update(self.additional_properties)
+
         field_dict.update(
             {
                 "dataset": dataset,
@@ -136,21 +134,4 @@ class ResultIn:
             source=source,
         )
 
-        result_in.additional_properties = d
         return result_in
-
-    @property
-    def additional_keys(self) -> list[str]:
-        return list(self.additional_properties.keys())
-
-    def __getitem__(self, key: str) -> Any:
-        return self.additional_properties[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.additional_properties[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self.additional_properties[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.additional_properties

@@ -4,7 +4,6 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
-from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
@@ -25,7 +24,6 @@ class TrainingBudget:
     lr: float | Unset = 0.0003
     seed: int | Unset = 0
     steps: int | Unset = 50
-    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         batch_size = self.batch_size
@@ -37,7 +35,7 @@ class TrainingBudget:
         steps = self.steps
 
         field_dict: dict[str, Any] = {}
-        field_dict.update(self.additional_properties)
+
         field_dict.update({})
         if batch_size is not UNSET:
             field_dict["batch_size"] = batch_size
@@ -68,21 +66,4 @@ class TrainingBudget:
             steps=steps,
         )
 
-        training_budget.additional_properties = d
         return training_budget
-
-    @property
-    def additional_keys(self) -> list[str]:
-        return list(self.additional_properties.keys())
-
-    def __getitem__(self, key: str) -> Any:
-        return self.additional_properties[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.additional_properties[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self.additional_properties[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.additional_properties

@@ -4,7 +4,6 @@ from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
-from attrs import field as _attrs_field
 
 from ..models.training_job_request_attention_precision import TrainingJobRequestAttentionPrecision
 from ..models.training_job_request_lr_schedule import TrainingJobRequestLrSchedule
@@ -73,7 +72,6 @@ class TrainingJobRequest:
     seed: int | Unset = 0
     steps: int | Unset = 100
     warmup_steps: int | Unset = 0
-    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         dataset = self.dataset
@@ -147,7 +145,7 @@ class TrainingJobRequest:
         warmup_steps = self.warmup_steps
 
         field_dict: dict[str, Any] = {}
-        field_dict.update(self.additional_properties)
+
         field_dict.update(
             {
                 "dataset": dataset,
@@ -322,21 +320,4 @@ class TrainingJobRequest:
             warmup_steps=warmup_steps,
         )
 
-        training_job_request.additional_properties = d
         return training_job_request
-
-    @property
-    def additional_keys(self) -> list[str]:
-        return list(self.additional_properties.keys())
-
-    def __getitem__(self, key: str) -> Any:
-        return self.additional_properties[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.additional_properties[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self.additional_properties[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.additional_properties

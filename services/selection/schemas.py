@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from services.common.schemas import RequestModel
+from services.common.schemas import JsonObject, RequestModel
 from services.selection.mc.records import MAX_LENGTH
 
 Name = Annotated[str, Field(min_length=1, max_length=MAX_LENGTH["name"])]
@@ -37,7 +37,7 @@ class ModelIn(RequestModel):
     num_parameters: float | None = Field(None, ge=0)
     resolution: float | None = Field(None, ge=0)
     pretraining_data: str | None = Field(None, max_length=MAX_LENGTH["pretraining_data"])
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
     features: dict[str, float] = Field(default_factory=dict, description="Numeric features for the predictor.")
 
 
@@ -48,12 +48,12 @@ class ModelPatch(RequestModel):
     num_parameters: float | None = Field(None, ge=0)
     resolution: float | None = Field(None, ge=0)
     pretraining_data: str | None = Field(None, max_length=MAX_LENGTH["pretraining_data"])
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
     features: dict[str, float] | None = None
 
 
 class ModelOut(ModelIn):
-    model_config = ConfigDict(from_attributes=True, extra="ignore")  # a response, not a request
+    model_config = ConfigDict(from_attributes=True, extra="ignore", allow_inf_nan=True)  # a response
     id: str
     created_at: datetime
 
@@ -64,7 +64,7 @@ class DatasetIn(RequestModel):
     size: float | None = Field(None, ge=0)
     modality: str = Field("image", max_length=50)
     caption_stats: dict[str, float] = Field(default_factory=dict)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
     profile: ProfileIn = Field(None, max_length=100_000, description=PROFILE_DOC)
 
 
@@ -73,11 +73,11 @@ class DatasetPatch(RequestModel):
     size: float | None = Field(None, ge=0)
     modality: str | None = Field(None, max_length=50)
     caption_stats: dict[str, float] | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
 
 
 class DatasetOut(DatasetIn):
-    model_config = ConfigDict(from_attributes=True, extra="ignore")
+    model_config = ConfigDict(from_attributes=True, extra="ignore", allow_inf_nan=True)
     id: str
     created_at: datetime
     profile: list[float] | None = Field(None, description=PROFILE_DOC)  # as stored: not re-validated
@@ -89,7 +89,7 @@ class ResultIn(RequestModel):
     metric: str = Field("eval_accuracy", min_length=1, max_length=MAX_LENGTH["metric"])
     value: float = Field(allow_inf_nan=False)
     higher_is_better: bool = True
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: JsonObject = Field(default_factory=dict)
     source: Literal["imported", "measured"] = "imported"
     job_id: str | None = Field(None, max_length=32)
 

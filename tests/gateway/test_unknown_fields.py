@@ -21,3 +21,15 @@ def test_an_unknown_field_is_refused_by_name(api, path, body, field):
     errors = refused.json()["errors"]
     assert any(e["loc"][-1] == field and e["type"] == "extra_forbidden" for e in errors), errors
     assert api.get("/v1/jobs", params={"limit": 200}).json()["items"] == jobs_before
+
+
+@pytest.mark.parametrize("path, raw, field", [
+    ("/v1/training/jobs", b'{"model": "tiny:unet2d-condition", "dataset": "/data", "max_grad_norm": Infinity}',
+     "max_grad_norm"),
+    ("/v1/quantization/jobs", b'{"model": "tiny:unet2d-condition", "beta": NaN}', "beta"),
+])
+def test_a_number_json_cannot_store_is_refused_before_the_job_is_written(api, path, raw, field):
+    # job parameters are stored as JSON, which has no NaN or Infinity (PostgreSQL refuses them)
+    refused = api.post(path, content=raw, headers={"content-type": "application/json"})
+    assert refused.status_code == 422, refused.text
+    assert any(e["loc"][-1] == field for e in refused.json()["errors"])

@@ -405,3 +405,21 @@ def test_a_name_taken_between_the_check_and_the_commit_is_a_409(api, clean_selec
     assert lost.status_code == 409 and lost.headers["content-type"].startswith("application/problem+json")
     assert "retry" in lost.json()["detail"]
     assert [m["name"] for m in api.get("/v1/selection/models").json()] == ["raced"]
+
+
+def test_numbers_json_cannot_hold_are_refused_or_reported_never_a_database_error(api, clean_selection):
+    def post(path: str, raw: bytes):
+        return api.post(path, content=raw, headers={"content-type": "application/json"})
+
+    refused = post("/v1/selection/models", b'{"name": "m", "features": {"depth": NaN}}')
+    assert refused.status_code == 422 and refused.json()["errors"][0]["loc"][-1] == "depth"
+    refused = post("/v1/selection/models", b'{"name": "m", "metadata": {"train": {"lr": [0.1, Infinity]}}}')
+    assert refused.status_code == 422 and "train.lr[1] is inf" in refused.text
+    assert post("/v1/selection/models", b'{"name": "m", "metadata": {"train": {"lr": [0.1]}}}').status_code == 201
+    assert api.post("/v1/selection/datasets", json={"name": "d"}).status_code == 201
+    refused = post("/v1/selection/results", b'{"model": "m", "dataset": "d", "value": 0.5, "config": {"wd": -Infinity}}')
+    assert refused.status_code == 422 and "wd is -inf" in refused.text
+    records = b'[{"model": "m", "dataset": "d", "value": NaN}, {"model": "m", "dataset": "d", "value": 0.4, "lr": NaN}]'
+    report = upload(api, "/v1/selection/results/import", "records.json", records)
+    assert report.status_code == 200, report.text
+    assert report.json()["imported"] == 1 and "'NaN'" in report.json()["skipped"][0]["reason"]

@@ -377,7 +377,9 @@ def parse_results(
     items: list[tuple[int, dict[str, Any] | None, str]]
     if fmt == "json":
         try:
-            data = json.loads(text)
+            # NaN and Infinity stay the words they are: a value is reported as not finite, and no
+            # non-finite float reaches a json column (PostgreSQL refuses them)
+            data = json.loads(text, parse_constant=str)
         except json.JSONDecodeError as e:
             report.skip(source_label, 0, f"not valid JSON: {e}")
             return [], report

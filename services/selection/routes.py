@@ -161,9 +161,16 @@ async def upload_dataset(dataset_id: str, db: SessionDep, file: Annotated[Upload
 def profile_dataset(body: ProfileRequest, db: SessionDep, caller: CallerDep,
                     idempotency_key: IdempotencyKeyDep = None):
     """Profile a registered dataset's image folder (a job), then store its similarities."""
+    from services.common.diffusion import DatasetError, load_imagefolder
+    from services.selection.mc.profile import PROFILE_RESOLUTION
+
     dataset = service.get_dataset(db_session=db, ident=body.dataset)
     if not dataset.uri:
         raise Problem(422, f"dataset {dataset.name!r} has no uri (image folder) to profile")
+    try:  # a 4xx now rather than a failed job, as a training request is checked
+        load_imagefolder(dataset.uri, resolution=PROFILE_RESOLUTION)
+    except DatasetError as exc:
+        raise Problem(422, f"unusable dataset: {exc}", title="Unusable dataset") from exc
     return accept_job(db_session=db, kind="selection.profile", caller=caller, idempotency_key=idempotency_key,
                       params={"dataset_id": dataset.id, "max_items": body.max_items})
 

@@ -287,6 +287,14 @@ def test_profiled_folders_get_similarities_and_rank_inline_by_profile(api, clean
     bad = api.post("/v1/selection/datasets", json={"name": "junk", "profile": [3.0, 1.0, 2.0]})
     assert bad.status_code == 422 and "profile" in bad.text
     assert api.get("/v1/selection/datasets/junk").status_code == 404  # nothing was stored
+    # a folder that cannot be profiled is refused at the request, as a training request is, not by a failed job
+    empty = tmp_path / "no-images"
+    empty.mkdir()
+    assert api.post("/v1/selection/datasets", json={"name": "no-images", "uri": str(empty)}).status_code == 201
+    jobs_before = api.get("/v1/jobs", params={"kind": "selection.profile", "limit": 100}).json()["items"]
+    refused = api.post("/v1/selection/datasets/profile", json={"dataset": "no-images"})
+    assert refused.status_code == 422 and "contains no images" in refused.json()["detail"]
+    assert api.get("/v1/jobs", params={"kind": "selection.profile", "limit": 100}).json()["items"] == jobs_before
 
 
 def test_data_revision_moves_with_every_change_of_the_graphs_rows(api, clean_selection):

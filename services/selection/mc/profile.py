@@ -207,12 +207,15 @@ class DatasetProfile:
         return unpack_profile(self.embedding)[0]
 
 
+PROFILE_RESOLUTION = 64  # the side images are profiled at
+
+
 def profile_imagefolder(
     path: str | Path,
     *,
     image_encoder: ImageEncoder | None = None,
     caption_encoder: Callable[[Sequence[str]], np.ndarray] | None = None,
-    resolution: int = 64,
+    resolution: int = PROFILE_RESOLUTION,
     max_items: int | None = 512,
     batch_size: int = 64,
 ) -> DatasetProfile:

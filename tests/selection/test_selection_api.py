@@ -356,9 +356,15 @@ def test_uploads_from_spreadsheets_import_and_what_cannot_is_refused_or_reported
     bom = "\ufeffmodel,dataset,score\nm1,d1,0.5\nm2,d1,0.7\n".encode()
     report = upload(api, "/v1/selection/results/import", "records.csv", bom)
     assert report.status_code == 200 and report.json()["imported"] == 2, report.text
-    semicolons = "\ufeffmodel;dataset;score\nm1;d2;0.4\nm2;d2;0.6\n".encode()
+    semicolons = "\ufeffmodel;dataset;score\nm1;d2;0,4\nm2;d2;0.6\n".encode()  # with its locale's decimal comma
     report = upload(api, "/v1/selection/results/import", "records.csv", semicolons)
     assert report.status_code == 200 and report.json()["imported"] == 2, report.text
+    values = {(r["model"], r["dataset"]): r["value"] for r in api.get("/v1/selection/results").json()}
+    assert values[("m1", "d2")] == 0.4 and values[("m2", "d2")] == 0.6
+    # in a comma-separated file a quoted "1,5" is not read as 1.5 (it may mean fifteen hundred)
+    quoted = b'model,dataset,score\nm1,d3,"1,5"\n'
+    report = upload(api, "/v1/selection/results/import", "records.csv", quoted)
+    assert report.json()["imported"] == 0 and "'1,5'" in report.json()["skipped"][0]["reason"]
     # a file in another encoding is refused whole rather than imported with mangled names
     latin1 = "model,dataset,score\nmodèle,d1,0.5\n".encode("latin-1")
     refused = upload(api, "/v1/selection/results/import", "records.csv", latin1)
@@ -375,6 +381,12 @@ def test_uploads_from_spreadsheets_import_and_what_cannot_is_refused_or_reported
 def test_a_distance_matrix_reports_cells_that_are_not_numbers(api, clean_selection):
     for name in ("d1", "d2", "d3"):
         assert api.post("/v1/selection/datasets", json={"name": name}).status_code == 201
+    semicolons = b";d1;d2;d3\nd1;0;1,5;2\nd2;1,5;0;3\nd3;2;3;0\n"
+    report = upload(api, "/v1/selection/similarities/import", "by-locale.csv", semicolons)
+    assert report.status_code == 200 and report.json()["imported"] == 3, report.text
+    distances = {frozenset((e["source"], e["target"])): e["value"] for e in api.get("/v1/selection/graph").json()["edges"]
+                 if e["type"] == "similarity" and e["method"] == "by-locale"}
+    assert sorted(distances.values()) == [1.5, 2.0, 3.0]
     matrix = b",d1,d2,d3\nd1,0,x,2.0\nd2,1.0,0,3.0\nd3,2.0,3.0,0\n"
     report = upload(api, "/v1/selection/similarities/import", "sim.csv", matrix)
     assert report.status_code == 200, report.text

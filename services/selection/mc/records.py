@@ -317,6 +317,14 @@ def _delimiter(text: str) -> str:
     return max((";", "\t"), key=header.count) if (";" in header or "\t" in header) else ","
 
 
+# a decimal comma, as a semicolon- or tab-separated file from such a locale writes numbers ("0,93")
+_DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d*,\d+(?:[eE][+-]?\d+)?\s*$")
+
+
+def _decimal_point(cell: str) -> str:
+    return cell.replace(",", ".") if _DECIMAL_COMMA.match(cell) else cell
+
+
 def _too_long(**fields: str | None) -> str | None:
     """The reason a row cannot be stored, if one of its texts exceeds its MAX_LENGTH."""
     for key, value in fields.items():
@@ -328,7 +336,8 @@ def _too_long(**fields: str | None) -> str | None:
 def _csv_dicts(text: str) -> tuple[list[str], list[tuple[int, dict[str, str] | None, str]]]:
     """Rows as dicts keyed by header; a row whose width differs from the header, or that the csv
     module cannot read (e.g. a stray NUL or quote), is None with the reason."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
+    delimiter = _delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
@@ -351,6 +360,8 @@ def _csv_dicts(text: str) -> tuple[list[str], list[tuple[int, dict[str, str] | N
         if len(row) != len(header):
             out.append((i, None, f"has {len(row)} fields, header has {len(header)}"))
             continue
+        if delimiter != ",":  # only there is a comma in a number a decimal mark, not a separator
+            row = [_decimal_point(cell) for cell in row]
         out.append((i, dict(zip(header, row)), ""))
     return header, out
 
@@ -531,7 +542,8 @@ def parse_distance_matrix(
         return [], report
     text = _read_text(source)
     try:
-        df = pd.read_csv(io.StringIO(text), index_col=0, sep=_delimiter(text))
+        sep = _delimiter(text)
+        df = pd.read_csv(io.StringIO(text), index_col=0, sep=sep, decimal="." if sep == "," else ",")
     except Exception as e:  # a corrupt matrix is reported, not raised
         report.skip(source_label, 0, f"unreadable matrix: {e}")
         return [], report

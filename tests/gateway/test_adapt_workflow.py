@@ -54,6 +54,17 @@ def test_reduced_zoo_then_adapt_workflow(api, celery_worker, tmp_path):
     assert {r["model"] for r in target_results} == set(DEMO_MODELS)
 
 
-def test_adapt_rejects_bad_input(api):
+def test_adapt_rejects_bad_input(api, tmp_path):
     assert api.post("/v1/workflows/adapt", json={"dataset": "x", "top_k": 0}).status_code == 422
     assert api.post("/v1/workflows/adapt", json={}).status_code == 422
+    # a dataset that is neither registered nor a folder, or registered without a folder: refused
+    # at the request, before a parent job exists
+    jobs_before = api.get("/v1/jobs", params={"kind": "workflow.adapt", "limit": 100}).json()["items"]
+    for missing in ("no-such-dataset", str(tmp_path / "no-such-folder")):
+        refused = api.post("/v1/workflows/adapt", json={"dataset": missing})
+        assert refused.status_code == 422 and "neither a registered dataset nor an image folder" in refused.text
+    name = f"adapt-no-uri-{tmp_path.name}"
+    assert api.post("/v1/selection/datasets", json={"name": name}).status_code == 201
+    refused = api.post("/v1/workflows/adapt", json={"dataset": name})
+    assert refused.status_code == 422 and "has no uri" in refused.json()["detail"]
+    assert api.get("/v1/jobs", params={"kind": "workflow.adapt", "limit": 100}).json()["items"] == jobs_before

@@ -53,12 +53,22 @@ def _in_process_client(app: FastAPI, name: str, timeout: httpx.Timeout) -> httpx
                              timeout=timeout)
 
 
-async def forward(request: Request, target: ServiceTarget, caller: Caller) -> StreamingResponse:
-    headers = {k: v for k, v in request.headers.items() if k.lower() in PASSED_REQUEST_HEADERS}
-    headers[REQUEST_ID_HEADER] = request.state.request_id
-    headers[CALLER_SCOPE_HEADER] = caller.scope
+def caller_headers(request: Request, caller: Caller, *, scope: str | None = None) -> dict[str, str]:
+    """What a service trusts from the gateway: the request id, the checked caller's key and its
+    scope (or a narrower one, for a call the gateway makes on the caller's behalf)."""
+    headers = {REQUEST_ID_HEADER: request.state.request_id, CALLER_SCOPE_HEADER: scope or caller.scope}
     if caller.key_id:
         headers[CALLER_KEY_HEADER] = caller.key_id
+    return headers
+
+
+def unreachable(target: ServiceTarget) -> Problem:
+    return Problem(503, f"the {target.name} service is unreachable; retry shortly", headers={"Retry-After": "5"})
+
+
+async def forward(request: Request, target: ServiceTarget, caller: Caller) -> StreamingResponse:
+    headers = {k: v for k, v in request.headers.items() if k.lower() in PASSED_REQUEST_HEADERS}
+    headers.update(caller_headers(request, caller))
     # Forward the path as the client sent it (still percent-encoded): decoding it first would turn
     # %0F and friends into control characters that are not a valid URL.
     raw_path = request.scope.get("raw_path") or request.url.path.encode()
@@ -71,8 +81,7 @@ async def forward(request: Request, target: ServiceTarget, caller: Caller) -> St
     try:
         upstream = await target.client.send(outgoing, stream=True)
     except httpx.TransportError as exc:
-        raise Problem(503, f"the {target.name} service is unreachable; retry shortly",
-                      headers={"Retry-After": "5"}) from exc
+        raise unreachable(target) from exc
     response_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in DROPPED_RESPONSE_HEADERS}
     return StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code, headers=response_headers,
                              background=BackgroundTask(upstream.aclose))

@@ -9,12 +9,11 @@ import httpx
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from services.common.api import (
-    CALLER_KEY_HEADER, CALLER_SCOPE_HEADER, REQUEST_ID_HEADER, Caller, CallerDep, IdempotencyKeyDep, accept_job,
-)
+from services.common.api import Caller, CallerDep, IdempotencyKeyDep, accept_job
 from services.common.db import SessionDep
 from services.common.errors import Problem
 from services.common.jobs.schemas import JobOut
+from services.gateway.forward import caller_headers, unreachable
 from services.gateway.workflows.schemas import AdaptRequest
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
@@ -23,15 +22,12 @@ router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
 async def _check_dataset(request: Request, dataset: str, caller: Caller) -> None:
     """A registered dataset with an image folder, or an image folder: anything else is a 422 now,
     not a parent job that fails at its first step (which checks again: rows change meanwhile)."""
-    headers = {CALLER_SCOPE_HEADER: "read", REQUEST_ID_HEADER: request.state.request_id}
-    if caller.key_id:
-        headers[CALLER_KEY_HEADER] = caller.key_id
-    selection = request.app.state.targets["selection"].client
+    selection = request.app.state.targets["selection"]
     try:
-        found = await selection.get(f"/v1/selection/datasets/{quote(dataset, safe='')}", headers=headers)
+        found = await selection.client.get(f"/v1/selection/datasets/{quote(dataset, safe='')}",
+                                           headers=caller_headers(request, caller, scope="read"))
     except httpx.TransportError as exc:
-        raise Problem(503, "the selection service is unreachable; retry shortly",
-                      headers={"Retry-After": "5"}) from exc
+        raise unreachable(selection) from exc
     if found.status_code == 200:
         if not found.json().get("uri"):
             raise Problem(422, f"dataset {dataset!r} has no uri (image folder) to profile and train on")

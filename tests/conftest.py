@@ -204,6 +204,10 @@ class AuthedClient:
     def delete(self, url, **kw):
         return self.request("DELETE", url, **kw)
 
+    def stream(self, method: str, url: str, **kwargs):
+        headers = {**auth(self.key), **(kwargs.pop("headers", None) or {})}
+        return self.client.stream(method, url, headers=headers, **kwargs)
+
 
 @pytest.fixture(scope="session")
 def api(gateway, keys) -> AuthedClient:

@@ -5,10 +5,15 @@ Used by `atelier serve --demo` (hence `make run`) and by the tests, over any htt
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import httpx
+
+from services.common.jobs.models import JobStatus
 
 DEMO_MODELS = {"demo-unet-cond": "tiny:unet2d-condition", "demo-dit": "tiny:dit"}
 DEMO_SOURCES = {"demo-shapes": "shapes", "demo-stripes": "stripes", "demo-rings": "rings"}
@@ -26,19 +31,46 @@ def generate_demo_data(root: Path, *, n: int = 16, seed: int = 3) -> dict[str, s
 
 
 def wait_for_jobs(client, job_ids: list[str], *, timeout_s: float = 900.0) -> list[dict]:
+    """Each job's final state, read from its event stream: one request a job, not a poll loop that
+    would bury the server's console (and the admin key it printed) under access-log lines."""
     deadline = time.monotonic() + timeout_s
-    pending = list(job_ids)
-    done: dict[str, dict] = {}
-    while pending:
+    return [_follow_job(client, job_id, deadline=deadline) for job_id in job_ids]
+
+
+def _follow_job(client, job_id: str, *, deadline: float) -> dict:
+    while True:
+        try:
+            job = _read_event_stream(client, job_id, deadline=deadline)
+        except httpx.TransportError:  # the connection dropped mid-stream: the job lives on in the database
+            job = None
+        if job is not None and JobStatus(job["status"]).terminal:
+            return job
+        # The stream ended without the job ending (a server restart): look again, then follow anew.
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if JobStatus(job["status"]).terminal:
+            return job
         if time.monotonic() > deadline:
-            raise TimeoutError(f"jobs still running: {pending}")
-        for job_id in list(pending):
-            job = client.get(f"/v1/jobs/{job_id}").json()
-            if job["status"] in ("succeeded", "failed", "cancelled"):
-                done[job_id] = job
-                pending.remove(job_id)
-        time.sleep(0.2)
-    return [done[j] for j in job_ids]
+            raise TimeoutError(f"job {job_id} still {job.get('status')}")
+        time.sleep(1.0)
+
+
+def _read_event_stream(client, job_id: str, *, deadline: float) -> dict | None:
+    """The last `progress` event's job, once the stream sends `end` or closes."""
+    job, event = None, None
+    with client.stream("GET", f"/v1/jobs/{job_id}/events") as response:
+        if response.status_code != 200:
+            response.read()
+            raise RuntimeError(f"job {job_id}: {response.status_code} {response.text[:300]}")
+        for line in response.iter_lines():  # a keep-alive comment arrives at least every 15 s
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job['status'] if job else 'unknown'}")
+            if line.startswith("event:"):
+                event = line[6:].strip()
+                if event == "end":
+                    break
+            elif line.startswith("data:") and event == "progress":
+                job = json.loads(line[5:])
+    return job
 
 
 def _submit_all(client, requests: list[tuple[str, dict]]) -> list[dict]:

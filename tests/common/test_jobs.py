@@ -88,6 +88,30 @@ def test_events_stream_progress_until_end(api, celery_worker):
     assert last["status"] == "succeeded"
 
 
+def test_events_stream_keeps_a_quiet_stream_alive(api, celery_worker, monkeypatch):
+    from services.common.jobs import views
+
+    monkeypatch.setattr(views, "KEEPALIVE_S", 0.3)
+    job = submit(api, steps=1, step_seconds=1.5).json()  # one long step: no progress change for 1.5 s
+    with api.stream("GET", f"/v1/jobs/{job['id']}/events", params={"poll_s": 0.1}) as response:
+        lines = list(response.iter_lines())
+    assert ": keep-alive" in lines
+    assert [line for line in lines if line.startswith("event:")][-1] == "event: end"
+
+
+def test_wait_for_jobs_follows_each_stream_to_its_end(api, celery_worker):
+    from services.gateway.demo import wait_for_jobs
+
+    ok = submit(api, steps=3, step_seconds=0.1).json()
+    failing = submit(api, fail=True).json()
+    done = wait_for_jobs(api, [ok["id"], failing["id"]], timeout_s=60)
+    assert [j["id"] for j in done] == [ok["id"], failing["id"]]
+    assert done[0]["status"] == "succeeded" and done[0]["result"]["steps"] == 3
+    assert done[1]["status"] == "failed" and "asked to fail" in json.dumps(done[1]["error"])
+    with pytest.raises(RuntimeError, match="404"):
+        wait_for_jobs(api, ["no-such-job"], timeout_s=5)
+
+
 def test_cancel_queued_job_at_once(api, celery_worker):
     # Occupy the single worker process so the next job stays queued.
     blocker = submit(api, steps=40, step_seconds=0.05).json()

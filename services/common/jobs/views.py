@@ -19,6 +19,8 @@ from services.common.jobs.schemas import JobOut, JobPage, StatusName
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
+KEEPALIVE_S = 15.0  # well inside the 60 s read timeouts of httpx clients and common proxies
+
 
 @router.get("", response_model=JobPage)
 def list_jobs(db: SessionDep, caller: CallerDep,
@@ -72,11 +74,18 @@ async def job_events(job_id: str, caller: CallerDep,
 
     async def stream():
         current, last_key = first, None
+        loop = asyncio.get_running_loop()
+        last_sent = loop.time()
         while True:
             key = (current["status"], current["progress"], current["stage"], json.dumps(current["detail"]))
             if key != last_key:
-                last_key = key
+                last_key, last_sent = key, loop.time()
                 yield f"event: progress\nid: {current['id']}\ndata: {json.dumps(current)}\n\n"
+            elif loop.time() - last_sent >= KEEPALIVE_S:
+                # A comment line: clients ignore it, and it keeps a quiet stream inside their read timeout
+                # and a proxy's idle timeout while a long step reports nothing new.
+                last_sent = loop.time()
+                yield ": keep-alive\n\n"
             if JobStatus(current["status"]).terminal:
                 yield f"event: end\ndata: {json.dumps({'status': current['status']})}\n\n"
                 return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -22,9 +23,21 @@ app.add_typer(zoo_app, name="zoo")
 
 def _logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # httpx logs every request at INFO: the gateway's forwarding and the demo's job polling would
+    # httpx logs every request at INFO: the gateway's forwarding and the services' calls would
     # bury the server's own lines (uvicorn's access log already shows each incoming call).
     logging.getLogger("httpx").setLevel(logging.NOTSET if level.upper() == "DEBUG" else logging.WARNING)
+    _quiet_progress_bars()
+
+
+def _quiet_progress_bars() -> None:
+    """A server's log is not a terminal: transformers' "Loading weights" and "Writing model shards"
+    bars would write carriage-return lines into it at every job. Its bars follow huggingface_hub's
+    switch when transformers is imported later; one imported already has its own."""
+    from huggingface_hub.utils import disable_progress_bars
+
+    disable_progress_bars()
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
 
 
 @app.command()
@@ -104,6 +117,8 @@ def worker(queues: Annotated[str, typer.Option(help="Comma-separated queues: cpu
            loglevel: str = "INFO") -> None:
     """Run a Celery worker for the given queues."""
     from services.common.celery_app import celery_app
+
+    _quiet_progress_bars()  # Celery sets up its own logging from --loglevel
 
     names = [q.strip() for q in queues.split(",") if q.strip()]
     unknown = set(names) - {"cpu", "gpu"}

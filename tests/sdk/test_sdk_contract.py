@@ -116,7 +116,7 @@ def test_register_add_results_fit_and_rank(sdk, celery_worker, suffix):
     listed = selection_list_results.sync(client=sdk, dataset=names[0])
     assert {r.model for r in listed} == set(models.values())
 
-    fit = selection_fit.sync(client=sdk, body=FitRequest(embedding=FitRequestEmbedding.SAGE, evaluate=False))
+    fit = selection_fit.sync(client=sdk, body=FitRequest(embedding=FitRequestEmbedding.SAGE, evaluate=False, members=1))
     fitted = poll(sdk, fit.id)
     assert fitted.status == "succeeded", fitted.error
     assert fitted.result["graph_version_id"]

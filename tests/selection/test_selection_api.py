@@ -271,7 +271,7 @@ def test_profiled_folders_get_similarities_and_rank_inline_by_profile(api, clean
         {"model": "m-ring-a", "dataset": "ring-b", "value": 0.9}, {"model": "m-stripe-a", "dataset": "ring-b", "value": 0.1},
         {"model": "m-ring-a", "dataset": "stripe-a", "value": 0.2}, {"model": "m-stripe-a", "dataset": "stripe-a", "value": 0.8}])
     profile = next(d for d in api.get("/v1/selection/datasets").json() if d["name"] == "ring-a")["profile"]
-    fit(api)
+    fit(api, members=1)  # the subject is profiles and their similarities; test_rank_finds_known_answer fits the ensemble
     ranked = api.post("/v1/selection/rank", json={"inline": {"name": "ring-copy", "profile": profile}, "k": 2})
     assert ranked.status_code == 200, ranked.text
     similar = ranked.json()["ranking"][0]["explanation"]["similar_datasets"]

@@ -165,6 +165,65 @@ def test_sensitivity_restores_weights_and_orders_bits():
     assert worse_at_2 > 0.9
 
 
+def test_sensitivity_candidates_sharing_a_pass_measure_what_one_pass_each_does():
+    from services.quantization.mpq.calibrate import model_output
+    from services.quantization.mpq.importance import measured_sensitivity
+
+    bundle = build_tiny("unet2d-condition")
+    rec = calibrate(bundle, num_inference_steps=4, sampled_steps=2, noise=initial_noise(bundle, [0, 1]),
+                    cond=bundle.encode_prompts(["a red circle", "stripes"]), timestep_groups=2)
+    tables = QuantTables(bundle.denoiser, rec, [2, 4, 8], [4, 8])
+    layers = rec.layer_names[3:9]
+    shared = measured_sensitivity(bundle.denoiser, tables, layers=layers)  # 3 weight candidates x 4 rows: one pass
+    alone = measured_sensitivity(bundle.denoiser, tables, layers=layers, max_batch=1)  # one pass per candidate
+    rows = slice(3, 9)
+    for a, b, candidates in zip((shared[0][rows], shared[1][:, rows]), (alone[0][rows], alone[1][:, rows]), (1, 2)):
+        # float32 kernels may round differently at another batch size: equal to that, in the same order
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-3 * np.abs(b).max())
+        assert np.array_equal(np.argsort(a, axis=candidates), np.argsort(b, axis=candidates))
+    # and both are the output error of the model with that layer's weight really replaced
+    name, bits = rec.layer_names[5], 2
+    layer = tables.layers[name]
+    with torch.no_grad():
+        layer.weight.copy_(tables.weight(name, bits).dequantize())
+        for k in range(len(rec.replay)):
+            args, kwargs = rec.replay[k]
+            err = float(((model_output(bundle.denoiser(*args, **kwargs)).float() - rec.fp_outputs[k]) ** 2).mean())
+            assert shared[0][5, 0, k] == pytest.approx(err, rel=1e-3)
+        layer.weight.copy_(tables.fp_weights[name])
+
+
+def test_sensitivity_passes_fall_back_to_one_candidate_where_a_layer_reads_rows_across_the_batch():
+    from types import SimpleNamespace
+
+    from services.quantization.mpq.importance import Replayer
+
+    class SequenceFirst(torch.nn.Module):  # `inner` sees (sequence, batch, features): its rows are not the batch
+        def __init__(self):
+            super().__init__()
+            self.inner, self.head = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.head(self.inner(x.transpose(0, 1)).transpose(0, 1))
+
+    torch.manual_seed(0)
+    model = SequenceFirst().eval()
+    x = torch.randn(2, 3, 4)
+    with torch.no_grad():
+        record = SimpleNamespace(replay=[((x,), {})], fp_outputs=[model(x)], step_groups=[0],
+                                 groups=SimpleNamespace(n_groups=1))
+        variants = [torch.randn(4, 4), torch.randn(4, 4)]
+        for layer in (model.inner, model.head):
+            expected = []
+            for weight in variants:
+                original = layer.weight.clone()
+                layer.weight.copy_(weight)
+                expected.append(float(((model(x) - record.fp_outputs[0]) ** 2).mean()))
+                layer.weight.copy_(original)
+            measured = Replayer(model, record).variant_errors(layer, [0], variants)[:, 0]
+            np.testing.assert_allclose(measured, expected, rtol=1e-6)
+
+
 def _tiny_dit_with_and_without_kernels(tmp_path, avg_weight_bits: float, device: str = "cpu"):
     """A tiny DiT quantized to 4/8-bit weights (16-bit activations), reloaded simulated and with
     torchao kernels."""

@@ -149,15 +149,20 @@ def _concat_calls(calls: list[tuple[tuple, dict]]) -> tuple[tuple, dict]:
 
 
 class Replayer:
-    """Re-runs the denoiser on the recorded sampled-step inputs and measures the output MSE per step."""
+    """Re-runs the denoiser on the recorded sampled-step inputs and measures the output MSE per step
+    with one layer changed."""
 
-    def __init__(self, denoiser: nn.Module, record: CalibrationRecord, steps: list[int] | None = None):
+    def __init__(self, denoiser: nn.Module, record: CalibrationRecord, steps: list[int] | None = None,
+                 max_batch: int = 32):
         self.denoiser = denoiser
         self.record = record
         self.steps = list(range(len(record.replay))) if steps is None else list(steps)
         groups = np.asarray(record.step_groups)
         self.by_group = {g: [k for k in self.steps if groups[k] == g] for g in range(record.groups.n_groups)}
+        self.max_batch = max_batch
         self._calls = {}
+        self._tiled: dict[tuple[tuple[int, ...], int], tuple] = {}
+        self._input_rows: dict[tuple[int, ...], dict[nn.Module, list[int]]] = {}
 
     def _call(self, ks: tuple[int, ...]):
         if ks not in self._calls:
@@ -166,15 +171,94 @@ class Replayer:
             self._calls[ks] = (args, kwargs, ref)
         return self._calls[ks]
 
-    @torch.no_grad()
-    def errors(self, ks: list[int]) -> np.ndarray:
-        """MSE of the denoiser output against FP, one value per step in ks."""
+    def variant_errors(self, layer: nn.Module, ks: list[int], variants: list) -> np.ndarray:
+        """MSE per (variant, step in ks) with `layer` alone changed by each variant: a weight tensor
+        (replacing the layer's weight) or an ActRange (fake-quantizing its input).
+
+        Several variants share one forward pass: the recorded batch is repeated once per variant and
+        the layer computes each repetition with its own variant, so the rest of the network runs one
+        larger batch instead of many small ones (a small batch is bound by per-op overhead, on a CPU
+        and a GPU alike). Each repetition is its own samples in eval mode, so the errors are those of
+        separate passes to float rounding (tested). At most `max_batch` rows go in one pass; a layer
+        whose input rows do not follow the batch is measured one variant a pass."""
+        errors = np.zeros((len(variants), len(ks)))
         if not ks:
-            return np.zeros(0)
-        args, kwargs, ref = self._call(tuple(ks))
-        out = model_output(self.denoiser(*args, **kwargs)).float()
-        err = ((out - ref) ** 2).reshape(len(ks), -1).mean(1)
+            return errors
+        rows = self._call(tuple(ks))[2].shape[0]
+        per_pass = max(1, min(len(variants), self.max_batch // rows))
+        start = 0
+        while start < len(variants):
+            group = variants[start:start + per_pass]
+            try:
+                errors[start:start + len(group)] = self._tiled_errors(layer, tuple(ks), group)
+            except _RowsNotBatchMajor:
+                per_pass = 1
+                continue
+            start += len(group)
+        return errors
+
+    @torch.no_grad()
+    def _tiled_errors(self, layer: nn.Module, ks: tuple[int, ...], group: list) -> np.ndarray:
+        n = len(group)
+        args, kwargs, ref = self._tiled_call(ks, n)
+        expected = iter(self._layer_input_rows(ks)[layer])
+
+        def split(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            if x.shape[0] != n * next(expected, -1):
+                raise _RowsNotBatchMajor
+            return x.chunk(n)
+
+        def pre_hook(module, inputs):
+            chunks = split(inputs[0])
+            return (torch.cat([v.fake_quant(c) if isinstance(v, ActRange) else c for c, v in zip(chunks, group)]),
+                    *inputs[1:])
+
+        def hook(module, inputs, output):
+            chunks = inputs[0].chunk(n)
+            return torch.cat([_layer_with_weight(module, c, v) if isinstance(v, torch.Tensor) else o
+                              for c, v, o in zip(chunks, group, output.chunk(n))])
+
+        handles = [layer.register_forward_pre_hook(pre_hook), layer.register_forward_hook(hook)]
+        try:
+            out = model_output(self.denoiser(*args, **kwargs)).float()
+        finally:
+            for h in handles:
+                h.remove()
+        err = ((out - ref) ** 2).reshape(n, len(ks), -1).mean(2)
         return err.cpu().numpy().astype(np.float64)
+
+    def _tiled_call(self, ks: tuple[int, ...], n: int):
+        if (ks, n) not in self._tiled:
+            args, kwargs, ref = self._call(ks)
+            targs, tkwargs = _concat_calls([(args, kwargs)] * n) if n > 1 else (args, kwargs)
+            self._tiled[(ks, n)] = (targs, tkwargs, ref.repeat(n, *([1] * (ref.ndim - 1))))
+        return self._tiled[(ks, n)]
+
+    @torch.no_grad()
+    def _layer_input_rows(self, ks: tuple[int, ...]) -> dict[nn.Module, list[int]]:
+        """The first dimension of every Conv2d/Linear input, per call, in one untiled pass."""
+        if ks not in self._input_rows:
+            rows: dict[nn.Module, list[int]] = {}
+            handles = [m.register_forward_pre_hook(lambda m, inputs: rows.setdefault(m, []).append(inputs[0].shape[0]))
+                       for m in target_layers(self.denoiser).values()]
+            try:
+                args, kwargs, _ = self._call(ks)
+                self.denoiser(*args, **kwargs)
+            finally:
+                for h in handles:
+                    h.remove()
+            self._input_rows[ks] = rows
+        return self._input_rows[ks]
+
+
+class _RowsNotBatchMajor(Exception):
+    """A layer's input rows are not the batch's (or the layer runs a different number of times)."""
+
+
+def _layer_with_weight(layer: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    if isinstance(layer, nn.Conv2d):
+        return layer._conv_forward(x, weight, layer.bias)
+    return torch.nn.functional.linear(x, weight, layer.bias)
 
 
 def _step_weights(record: CalibrationRecord) -> np.ndarray:
@@ -190,13 +274,15 @@ def measured_sensitivity(
     steps: list[int] | None = None,
     skip: set[str] = frozenset(),
     progress: Callable[[int, int], None] | None = None,
+    max_batch: int = 32,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Output MSE with one layer quantized at a time. Returns (weight L x |B| x K', act G x L x |A|,
-    measured mask L); rows of unmeasured layers are NaN. K' = the steps measured."""
+    measured mask L); rows of unmeasured layers are NaN. K' = the steps measured. A layer's
+    candidates share forward passes of at most `max_batch` rows (`Replayer.variant_errors`)."""
     record = tables.record
     names = tables.names
     layers = names if layers is None else layers
-    rep = Replayer(denoiser, record, steps)
+    rep = Replayer(denoiser, record, steps, max_batch=max_batch)
     w_err = np.full((len(names), len(tables.weight_choices), len(rep.steps)), np.nan)
     a_err = np.full((record.groups.n_groups, len(names), len(tables.act_choices)), np.nan)
     measured = np.zeros(len(names), dtype=bool)
@@ -205,25 +291,12 @@ def measured_sensitivity(
     for count, name in enumerate(todo):
         i = names.index(name)
         layer = tables.layers[name]
-        original = layer.weight.detach().clone()
-        try:
-            for j, b in enumerate(tables.weight_choices):
-                with torch.no_grad():
-                    layer.weight.copy_(tables.weight(name, b).dequantize().to(original.dtype))
-                w_err[i, j] = rep.errors(rep.steps)
-        finally:
-            with torch.no_grad():
-                layer.weight.copy_(original)
+        weights = [tables.weight(name, b).dequantize().to(layer.weight.dtype) for b in tables.weight_choices]
+        w_err[i] = rep.variant_errors(layer, rep.steps, weights)
         for g, ks in rep.by_group.items():
-            if not ks:
-                continue
-            for j, a in enumerate(tables.act_choices):
-                act = tables.act(name, g, a)
-                h = layer.register_forward_pre_hook(lambda m, inp, act=act: (act.fake_quant(inp[0]),) + tuple(inp[1:]))
-                try:
-                    a_err[g, i, j] = float(np.dot(rep.errors(ks), step_w[ks]))
-                finally:
-                    h.remove()
+            if ks:
+                acts = [tables.act(name, g, a) for a in tables.act_choices]
+                a_err[g, i] = rep.variant_errors(layer, ks, acts) @ step_w[ks]
         measured[i] = True
         if progress is not None:
             progress(count + 1, len(todo))

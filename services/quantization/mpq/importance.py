@@ -218,7 +218,9 @@ class Replayer:
             return torch.cat([_layer_with_weight(module, c, v) if isinstance(v, torch.Tensor) else o
                               for c, v, o in zip(chunks, group, output.chunk(n))])
 
-        handles = [layer.register_forward_pre_hook(pre_hook), layer.register_forward_hook(hook)]
+        handles = [layer.register_forward_pre_hook(pre_hook)]
+        if any(isinstance(v, torch.Tensor) for v in group):  # activation candidates keep the layer's output
+            handles.append(layer.register_forward_hook(hook))
         try:
             out = model_output(self.denoiser(*args, **kwargs)).float()
         finally:

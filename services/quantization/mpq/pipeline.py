@@ -27,10 +27,13 @@ class QuantizationCancelled(RuntimeError):
     """should_stop() returned True; no artifact was written."""
 
 
-class CalibrationConfig(BaseModel):
+class _StrictConfig(BaseModel):
     # a misspelt field is an error, not a silent default (an API request body is one of these);
     # floats are finite (the job's parameters are stored as JSON)
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class CalibrationConfig(_StrictConfig):
     n: int = Field(8, ge=2, description="calibration inputs (the ORM needs at least 2 samples)")
     mode: Literal["sampling", "data"] = "sampling"
     sampled_steps: int = Field(8, ge=1, description="K steps sampled uniformly from the T inference steps")
@@ -48,8 +51,7 @@ class CalibrationConfig(BaseModel):
         return self
 
 
-class BudgetConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+class BudgetConfig(_StrictConfig):
     avg_weight_bits: float | None = Field(4.0, gt=0)
     weight_bytes: float | None = Field(None, gt=0, description="alternative to avg_weight_bits: packed-code bytes")
     avg_act_bits: float = Field(8.0, gt=0)
@@ -63,8 +65,7 @@ class BudgetConfig(BaseModel):
         return self
 
 
-class QuantizationConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+class QuantizationConfig(_StrictConfig):
     scheduler: str = "ddim"
     num_inference_steps: int = Field(50, ge=1)
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)

@@ -5,6 +5,9 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# One pytest process per usable core (pytest-xdist); each file's tests stay in one process, in order.
+# PYTEST_WORKERS=0 runs the suite in this process.
+PYTEST_WORKERS ?= $(shell python3 -c 'import os; print(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())')
 
 .PHONY: run test venv services-up sdk clean
 
@@ -25,7 +28,7 @@ services-up:
 	bash deploy/ensure-services.sh
 
 test: venv services-up
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The generated Python SDK (sdk/atelier-client), from the gateway's merged OpenAPI; commit the result.
 sdk: venv

@@ -246,20 +246,25 @@ def bench_zoo_holdout(
     workers: Annotated[int, typer.Option(min=1, help="Fine-tuning processes (one torch thread each).")] = 2,
     ablation: Annotated[Optional[str], typer.Option(help="Also rank with these ablations of the primary "
                                                          "(comma-separated names, as for `bench selection`).")] = None,
+    waves: Annotated[str, typer.Option(help="Which waves of ten new targets (comma-separated: 1, 2).")] = "1,2",
 ) -> None:
-    """Selection on 10 new zoo targets no committed record has seen: fine-tune the missing pairs, then rank."""
+    """Selection on new zoo targets no committed record has seen: fine-tune the missing pairs, then rank."""
     import json
 
     from services.selection.bench import _device, check_ablations
-    from services.selection.holdout import DEFAULT_JOURNAL, evaluate, run_pairs, table
+    from services.selection.holdout import DEFAULT_JOURNAL, WAVES, evaluate, run_pairs, table
 
     try:  # checked before any fine-tuning
         chosen = check_ablations([n.strip() for n in (ablation or "").split(",") if n.strip()])
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    parts = [w.strip() for w in waves.split(",") if w.strip()]
+    chosen_waves = sorted({int(w) for w in parts if w.isdigit()})
+    if not parts or len(chosen_waves) != len(set(parts)) or not set(chosen_waves) <= set(WAVES):
+        raise typer.BadParameter(f"--waves takes some of {', '.join(map(str, WAVES))}, not {waves!r}")
     data_dir, journal = data_dir.expanduser(), journal or DEFAULT_JOURNAL
-    run_pairs(data_dir, journal, workers=workers, say=typer.echo)
-    report = {**evaluate(data_dir, journal, ablations=chosen, say=typer.echo), "device": _device()}
+    run_pairs(data_dir, journal, waves=chosen_waves, workers=workers, say=typer.echo)
+    report = {**evaluate(data_dir, journal, waves=chosen_waves, ablations=chosen, say=typer.echo), "device": _device()}
     typer.echo(table(report))
     if out:
         out.write_text(json.dumps(report, indent=2) + "\n")

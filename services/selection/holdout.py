@@ -8,6 +8,11 @@ emulates bf16 on CPUs without it, 9-14x slower; two committed targets are measur
 to show that fp32 keeps the committed order), resumable through a journal. The ranker is then fitted on the committed
 records (all 32 targets) and ranks each new target as a new dataset, from its profile's distances
 and coverage divergences only, beside the zero-training rules and best-on-average.
+
+A second wave of ten (wave 2) was added on 2026-12-08 because ten targets left the first wave's
+result a doubt: one more target per source family, with a palette, background or layout that no
+committed target and no first-wave target of that family has, written down in its own commit
+before any of its pairs ran. `--waves` picks which waves to fine-tune and rank (default: all).
 """
 
 from __future__ import annotations
@@ -26,10 +31,29 @@ ZOO_DIR = Path("bench/data/t2i-zoo")
 CHECKED = ("target-digits-ink", "target-blobs-warm-white")  # committed targets re-measured in fp32
 
 
-def holdout_domains() -> list[tuple[str, str, dict]]:
+WAVES = (1, 2)
+
+
+def holdout_domains(wave: int = 1) -> list[tuple[str, str, dict]]:
+    """Wave `wave`'s ten (name, renderer family, renderer parameters)."""
     from services.common.diffusion.data import COOL, WARM
     from services.common.diffusion.zoo import EARTH, NEON, PASTEL
 
+    if wave == 2:  # one a source family, each in a combination its family has in no target before it
+        return [
+            ("ho2-shapes-earth-gray", "shapes", {"colors": EARTH, "backgrounds": ("gray",)}),
+            ("ho2-stripes-neon-diagonal", "stripes", {"colors": NEON, "orientations": ("diagonal",)}),
+            ("ho2-digits-pastel-gray", "digits", {"colors": PASTEL, "backgrounds": ("gray",)}),
+            ("ho2-checker-earth-coarse", "checkerboard", {"colors": EARTH, "cells": (2, 3)}),
+            ("ho2-noise-warm-coarse", "noise", {"colors": WARM, "scales": ("coarse",)}),
+            ("ho2-gradients-neon-linear", "gradient", {"colors": NEON, "directions": ("left to right", "diagonal")}),
+            ("ho2-rings-neon-navy", "rings", {"colors": NEON, "backgrounds": ("navy",)}),
+            ("ho2-blobs-earth-navy", "blobs", {"colors": EARTH, "backgrounds": ("navy",), "max_blobs": 3}),
+            ("ho2-dots-neon-black", "dots", {"colors": NEON, "backgrounds": ("black",)}),
+            ("ho2-photo-flower-gray", "photo", {"images": ("flower",), "crop": (0.3, 0.6), "gray": True}),
+        ]
+    if wave != 1:
+        raise ValueError(f"unknown holdout wave {wave}; expected one of {WAVES}")
     return [
         ("ho-digits-warm-white", "digits", {"colors": WARM, "backgrounds": ("white",)}),
         ("ho-digits-cool-navy", "digits", {"colors": tuple(c for c in COOL if c != "navy"), "backgrounds": ("navy",)}),
@@ -44,15 +68,19 @@ def holdout_domains() -> list[tuple[str, str, dict]]:
     ]
 
 
-def holdout_targets():
-    """The ten targets (ZooDataset specs), their domains registered once per process."""
+def holdout_targets(waves: Sequence[int] = (1,)):
+    """The waves' targets (ZooDataset specs, ten a wave), their domains registered once per process."""
     from services.common.diffusion.data import SYNTHETIC_DOMAINS, register_domain
     from services.common.diffusion.zoo import TARGET_N, ZooDataset
 
-    for name, family, params in holdout_domains():
-        if name not in SYNTHETIC_DOMAINS:
-            register_domain(name, family, f"holdout variant of {family}", **params)
-    return [ZooDataset(f"target-{name}", name, TARGET_N, 5000 + i) for i, (name, _, _) in enumerate(holdout_domains())]
+    targets = []
+    for wave in waves:
+        domains = holdout_domains(wave)
+        for i, (name, family, params) in enumerate(domains):
+            if name not in SYNTHETIC_DOMAINS:
+                register_domain(name, family, f"holdout variant of {family}", **params)
+            targets.append(ZooDataset(f"target-{name}", name, TARGET_N, 1000 * (4 + wave) + i))
+    return targets
 
 
 def _finetune(args: tuple[str, str, str]) -> dict[str, Any]:
@@ -62,19 +90,20 @@ def _finetune(args: tuple[str, str, str]) -> dict[str, Any]:
     from services.common.diffusion.zoo import PairBudget, finetune_pair
 
     torch.set_num_threads(1)
-    holdout_targets()
+    holdout_targets(WAVES)  # a spawned process registers the domains anew
     r = finetune_pair(model_dir, folder, replace(PairBudget(), mode="fp32"), seed=0)
     return {"model": Path(model_dir).name, "dataset": dataset, "value": r["final_val_loss"], "seconds": r["seconds"]}
 
 
-def run_pairs(data_dir: Path, journal: Path, *, workers: int = 2, say: Callable[[str], None] = print) -> None:
-    """Fine-tune every (zoo model, holdout or checked target) pair not in the journal."""
+def run_pairs(data_dir: Path, journal: Path, *, waves: Sequence[int] = WAVES, workers: int = 2,
+              say: Callable[[str], None] = print) -> None:
+    """Fine-tune every (zoo model, holdout target of `waves` or checked target) pair not in the journal."""
     from multiprocessing import get_context
 
     from services.common.diffusion.zoo import dataset_spec, generate_target_dataset
 
     folders = {}
-    for spec in [*holdout_targets(), *(dataset_spec(n) for n in CHECKED)]:
+    for spec in [*holdout_targets(waves), *(dataset_spec(n) for n in CHECKED)]:
         folder = data_dir / spec.name
         if not (folder / "metadata.jsonl").is_file():
             generate_target_dataset(spec, folder, overwrite=True)
@@ -93,7 +122,7 @@ def run_pairs(data_dir: Path, journal: Path, *, workers: int = 2, say: Callable[
             say(f"[{i}/{len(todo)}] {r['model']} on {r['dataset']}: {r['value']:.5f} ({r['seconds']:.1f} s)")
 
 
-def evaluate(data_dir: Path, journal: Path, *, ablations: Sequence[str] = (),
+def evaluate(data_dir: Path, journal: Path, *, waves: Sequence[int] = WAVES, ablations: Sequence[str] = (),
              say: Callable[[str], None] = print) -> dict[str, Any]:
     """The methods on the holdout targets (truth: the journal), with the fp32 check on committed targets;
     `ablations` (names of bench.ablation_methods) rank beside the primary, as it does (with coverage)."""
@@ -118,10 +147,10 @@ def evaluate(data_dir: Path, journal: Path, *, ablations: Sequence[str] = (),
                  "best_fp32": truth.loc[t].idxmin(), "best_committed": committed.loc[t, truth.columns].idxmin()}
              for t in CHECKED if t in truth.index}
     # the profiles the zoo build made (same folders, same encoders), and the new targets'
-    say("profiling the zoo's 42 datasets and the 10 new targets")
+    targets = [s.name for s in holdout_targets(waves)]
+    say(f"profiling the zoo's 42 datasets and the {len(targets)} new targets")
     encoder, captions = PixelStatsEncoder(), packaged_sentence_encoder()
     folders = ensure_datasets(make_plan(), data_dir)
-    targets = [s.name for s in holdout_targets()]
     folders.update({t: data_dir / t for t in targets})
     profiles = {n: profile_imagefolder(f, image_encoder=encoder, caption_encoder=captions).embedding
                 for n, f in folders.items()}
@@ -160,12 +189,17 @@ def evaluate(data_dir: Path, journal: Path, *, ablations: Sequence[str] = (),
             per[t][name] = {**metrics, "top": tables.models[int(np.argmax(s))]}
         say(f"{t}: best {truth.loc[t].idxmin()}; " + ", ".join(f"{n} {v['top']}" for n, v in per[t].items()
                                                             if n in (PRIMARY, "nearest_pretraining_coverage")))
-    methods = {name: {k: float(np.mean([per[t][name][k] for t in targets])) for k in ("pearson", "spearman", "rel@1", "hit@1")}
+    metric_names = ("pearson", "spearman", "rel@1", "hit@1")
+    methods = {name: {k: float(np.mean([per[t][name][k] for t in targets])) for k in metric_names}
                for name in per[targets[0]]}
     for name in methods:
         methods[name]["per_target"] = {t: per[t][name] for t in targets}
-    return {"methods": methods, "primary": PRIMARY, "targets": targets, "fp32_check": check,
-            # the primary against the baselines and every other row, paired over the 10 targets
+    by_wave = {wave: {name: {k: float(np.mean([per[t.name][name][k] for t in holdout_targets((wave,))]))
+                             for k in metric_names} for name in methods}
+               for wave in waves}
+    return {"methods": methods, "primary": PRIMARY, "targets": targets, "waves": list(waves), "by_wave": by_wave,
+            "fp32_check": check,
+            # the primary against the baselines and every other row, paired over the targets
             "paired": paired_comparisons(methods), "ablations": list(ablations),
             "similarity": {n: r.config.similarity for n, r in rankers.items()},
             "budget": "PairBudget with mode fp32", "seconds": time.perf_counter() - started}
@@ -176,6 +210,9 @@ def table(report: dict[str, Any]) -> str:
     from services.selection.bench import _comparison_lines, metrics_table
 
     lines = [metrics_table(report["methods"], name_width=36)]
+    if len(report.get("by_wave") or {}) > 1:
+        for wave, methods in report["by_wave"].items():
+            lines += [f"wave {wave} alone:", metrics_table(methods, name_width=36)]
     if report.get("paired"):
         lines += ["paired differences over targets, mean [95% bootstrap interval]:"]
         lines += ["  " + line for line in _comparison_lines(report["paired"])]

@@ -89,7 +89,10 @@ def _finetune(args: tuple[str, str, str]) -> dict[str, Any]:
 
     from services.common.diffusion.zoo import PairBudget, finetune_pair
 
+    from huggingface_hub.utils import disable_progress_bars
+
     torch.set_num_threads(1)
+    disable_progress_bars()  # else two transformers bars a pair, between the bench's own lines
     holdout_targets(WAVES)  # a spawned process registers the domains anew
     r = finetune_pair(model_dir, folder, replace(PairBudget(), mode="fp32"), seed=0)
     return {"model": Path(model_dir).name, "dataset": dataset, "value": r["final_val_loss"], "seconds": r["seconds"]}

@@ -7,14 +7,16 @@ import numpy as np
 
 from services.common.diffusion.data import render_synthetic
 from services.common.diffusion.zoo import TARGET_DATASETS
-from services.selection.holdout import CHECKED, DEFAULT_JOURNAL, holdout_targets
+from services.selection.holdout import CHECKED, DEFAULT_JOURNAL, WAVES, holdout_targets
 
 
 def test_holdout_targets_are_new_deterministic_and_all_measured_in_the_journal():
-    targets = holdout_targets()
-    assert len({t.name for t in targets}) == 10
+    targets = holdout_targets(WAVES)
+    assert len({t.name for t in targets}) == 10 * len(WAVES)
     assert not {t.name for t in targets} & {t.name for t in TARGET_DATASETS}  # never seen by the committed records
-    assert holdout_targets() == targets  # registering again is a no-op
+    assert holdout_targets(WAVES) == targets  # registering again is a no-op
+    assert holdout_targets((1,)) == holdout_targets() == targets[:10]  # the first wave as its journal knows it
+    assert [t.seed for t in targets[:10]] == list(range(5000, 5010)) and targets[0].name == "target-ho-digits-warm-white"
     for t in targets:
         a, caps = render_synthetic(t.domain, n=3, seed=t.seed)
         b, _ = render_synthetic(t.domain, n=3, seed=t.seed)
@@ -26,7 +28,7 @@ def test_holdout_targets_are_new_deterministic_and_all_measured_in_the_journal()
     assert len(models) == 10 and len(pairs) == len(rows) == 10 * (len(targets) + len(CHECKED))
 
 
-def test_the_holdout_bench_refuses_an_unknown_ablation_before_any_fine_tuning(monkeypatch):
+def test_the_holdout_bench_refuses_an_unknown_ablation_or_wave_before_any_fine_tuning(monkeypatch):
     from typer.testing import CliRunner
 
     from services import selection
@@ -36,6 +38,9 @@ def test_the_holdout_bench_refuses_an_unknown_ablation_before_any_fine_tuning(mo
     monkeypatch.setattr(selection.holdout, "run_pairs", lambda *a, **kw: calls.append(a))
     result = CliRunner().invoke(app, ["bench", "zoo-holdout", "--ablation", "mc_no_graph,mc_nope"])
     assert result.exit_code == 2 and "mc_nope" in result.output
+    for waves in ("3", "1,x", ""):
+        result = CliRunner().invoke(app, ["bench", "zoo-holdout", "--waves", waves])
+        assert result.exit_code == 2 and "--waves" in result.output, result.output
     assert calls == []
 
 
@@ -57,3 +62,6 @@ def test_the_holdout_table_pairs_the_primary_with_each_row():
     assert f"{PRIMARY} - best_on_average: pearson +0.100" in text
     assert f"{PRIMARY} - mc_no_graph: pearson +0.000" in text and "ties 5" in text
     assert "paired" not in table({"methods": methods})
+    assert "wave" not in table({"methods": methods, "by_wave": {1: methods}})  # one wave: its table is the table
+    by_wave = {1: {PRIMARY: method(0.9, 1.0)}, 2: {PRIMARY: method(0.5, 0.8)}}
+    assert "wave 2 alone:\nmethod" in table({"methods": methods, "by_wave": by_wave})

@@ -68,7 +68,7 @@ def holdout_domains(wave: int = 1) -> list[tuple[str, str, dict]]:
     ]
 
 
-def holdout_targets(waves: Sequence[int] = (1,)):
+def holdout_targets(waves: Sequence[int] = WAVES):
     """The waves' targets (ZooDataset specs, ten a wave), their domains registered once per process."""
     from services.common.diffusion.data import SYNTHETIC_DOMAINS, register_domain
     from services.common.diffusion.zoo import TARGET_N, ZooDataset
@@ -86,14 +86,13 @@ def holdout_targets(waves: Sequence[int] = (1,)):
 def _finetune(args: tuple[str, str, str]) -> dict[str, Any]:
     model_dir, dataset, folder = args
     import torch
+    from huggingface_hub.utils import disable_progress_bars
 
     from services.common.diffusion.zoo import PairBudget, finetune_pair
 
-    from huggingface_hub.utils import disable_progress_bars
-
     torch.set_num_threads(1)
     disable_progress_bars()  # else two transformers bars a pair, between the bench's own lines
-    holdout_targets(WAVES)  # a spawned process registers the domains anew
+    holdout_targets()  # a spawned process registers the domains anew
     r = finetune_pair(model_dir, folder, replace(PairBudget(), mode="fp32"), seed=0)
     return {"model": Path(model_dir).name, "dataset": dataset, "value": r["final_val_loss"], "seconds": r["seconds"]}
 

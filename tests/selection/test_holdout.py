@@ -11,11 +11,11 @@ from services.selection.holdout import CHECKED, DEFAULT_JOURNAL, WAVES, holdout_
 
 
 def test_holdout_targets_are_new_deterministic_and_all_measured_in_the_journal():
-    targets = holdout_targets(WAVES)
+    targets = holdout_targets()
     assert len({t.name for t in targets}) == 10 * len(WAVES)
     assert not {t.name for t in targets} & {t.name for t in TARGET_DATASETS}  # never seen by the committed records
-    assert holdout_targets(WAVES) == targets  # registering again is a no-op
-    assert holdout_targets((1,)) == holdout_targets() == targets[:10]  # the first wave as its journal knows it
+    assert holdout_targets() == targets  # registering again is a no-op
+    assert holdout_targets((1,)) == targets[:10]  # the first wave as its journal knows it
     assert [t.seed for t in targets[:10]] == list(range(5000, 5010)) and targets[0].name == "target-ho-digits-warm-white"
     for t in targets:
         a, caps = render_synthetic(t.domain, n=3, seed=t.seed)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,26 @@ BUDGETS = (4, 3)
 MODEL_CONFIG = {"block_out_channels": (16, 32), "down_block_types": ("DownBlock2D", "AttnDownBlock2D"),
                 "up_block_types": ("AttnUpBlock2D", "UpBlock2D")}
 DOMAIN = "shapes"
+
+
+@dataclass(frozen=True)
+class BenchSizes:
+    """How much the benchmark does: models trained, calibration/evaluation runs, steps and samples."""
+
+    model_seeds: tuple[int, ...] = (0, 1)
+    run_seeds: tuple[int, ...] = (1, 2, 3)
+    train_steps: int = 1500  # the same cached model for quick and full runs
+    t_steps: int = 50
+    k_steps: int = 8
+    eval_samples: int = 32
+    random_draws: int = 5
+    calibration_samples: int = 8
+    quality_samples: int = 32  # FID of the trained model against the data
+    profiling_samples: int = 8
+
+
+FULL = BenchSizes()
+QUICK = replace(FULL, model_seeds=(0,), run_seeds=(1, 2), eval_samples=16, random_draws=3)
 
 
 def _cache_root() -> Path:
@@ -235,26 +256,24 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def run_benchmark(*, quick: bool, device: str = "cpu", out: Path | None = None, progress_print: bool = True) -> dict:
-    """Run the benchmark; returns (and optionally writes as JSON) the result dict."""
+def run_benchmark(*, quick: bool, device: str = "cpu", out: Path | None = None, progress_print: bool = True,
+                  sizes: BenchSizes | None = None) -> dict:
+    """Run the benchmark; returns (and optionally writes as JSON) the result dict. `sizes` overrides the
+    preset that `quick` picks (QUICK or FULL)."""
     if device == "cpu":
         torch.set_num_threads(1)
     elif device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' requested but CUDA is not available")
     say = lambda m: _say(progress_print, m)  # noqa: E731
     wall = time.perf_counter()
-    model_seeds = [0] if quick else [0, 1]
-    run_seeds = [1, 2] if quick else [1, 2, 3]
-    train_steps = 1500  # same cached model for quick and full runs
-    t_steps, k_steps = 50, 8
-    n_eval = 16 if quick else 32
-    n_random = 3 if quick else 5
+    sizes = sizes or (QUICK if quick else FULL)
+    t_steps, k_steps, n_eval, n_random = sizes.t_steps, sizes.k_steps, sizes.eval_samples, sizes.random_draws
     runs, models = [], []
     profiling = None
-    for ms in model_seeds:
-        bundle, info = train_denoiser(ms, steps=train_steps, device=device, say=say)
+    for ms in sizes.model_seeds:
+        bundle, info = train_denoiser(ms, steps=sizes.train_steps, device=device, say=say)
         say(f"model seed {ms}: {'loaded from cache' if info['cached'] else 'trained'} ({info['parameters']} params, loss {info['final_loss']:.4f})")
-        info.update(_data_quality(bundle, ms, n=32, steps=t_steps))
+        info.update(_data_quality(bundle, ms, n=sizes.quality_samples, steps=t_steps))
         grid = info.pop("_grid")
         if out is not None:
             info["samples_png"] = str(Path(out).with_name(f"{Path(out).stem}_model{ms}_samples.png"))
@@ -265,12 +284,13 @@ def run_benchmark(*, quick: bool, device: str = "cpu", out: Path | None = None, 
         if profiling is None:
             from services.common.diffusion import initial_noise
 
-            profiling = _profiling(bundle, initial_noise(bundle, list(range(8))), t_steps=t_steps, k_steps=k_steps)
+            profiling = _profiling(bundle, initial_noise(bundle, list(range(sizes.profiling_samples))),
+                                   t_steps=t_steps, k_steps=k_steps)
             say(f"profiling: K={k_steps}/T={t_steps} cost ratio {profiling['cost_ratio']:.3f}, spearman {profiling['spearman']:.3f}")
-        for rs in run_seeds:
+        for rs in sizes.run_seeds:
             eval_seeds = list(range(rs * 10_000, rs * 10_000 + n_eval))
-            runs.append(_one_run(bundle, seed=rs, n_cal=8, k_steps=k_steps, t_steps=t_steps, eval_seeds=eval_seeds,
-                                 n_random=n_random, say=say))
+            runs.append(_one_run(bundle, seed=rs, n_cal=sizes.calibration_samples, k_steps=k_steps, t_steps=t_steps,
+                                 eval_seeds=eval_seeds, n_random=n_random, say=say))
     budgets = {}
     for b in map(str, BUDGETS):
         budgets[b] = {}
@@ -298,8 +318,8 @@ def run_benchmark(*, quick: bool, device: str = "cpu", out: Path | None = None, 
         "device": describe_device(device, threads=1),
         "runs": len(runs),
         "models": models,
-        "settings": {"quick": quick, "t_steps": t_steps, "k_steps": k_steps, "eval_samples": n_eval, "calibration_samples": 8,
-                     "weight_bits": WEIGHT_BITS, "act_bits": ACT_BITS, "random_draws": n_random, "scheduler": "ddim"},
+        "settings": {"quick": quick, **asdict(sizes), "weight_bits": WEIGHT_BITS, "act_bits": ACT_BITS,
+                     "scheduler": "ddim"},
         "signal_seconds": runs[0]["signal_seconds"],
         "undefined_orm_layers": runs[0]["undefined_orm_layers"],
         "wall_seconds": time.perf_counter() - wall,

@@ -5,9 +5,11 @@ PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
-# One pytest process per usable core (pytest-xdist); each file's tests stay in one process, in order.
+# One pytest process per usable core, at most 4 (pytest-xdist); each file's tests stay in one process, in
+# order. Each process has its own database, connection pool and Celery worker (2 processes peaked at 10
+# PostgreSQL connections; its default limit is 100), and more than 4 were never tried.
 # PYTEST_WORKERS=0 runs the suite in this process.
-PYTEST_WORKERS ?= $(shell python3 -c 'import os; print(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())')
+PYTEST_WORKERS ?= $(shell python3 -c 'import os; print(min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()))')
 
 .PHONY: run test venv services-up sdk clean
 

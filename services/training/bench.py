@@ -66,7 +66,7 @@ def _log(message: str) -> None:
 
 
 # ----------------------------------------------------------------------------- one mode (subprocess)
-def _one_mode(mode: str, *, steps: int, device: str, data_dir: Path, threads: int) -> dict:
+def _one_mode(mode: str, *, steps: int, device: str, data_dir: Path, threads: int, model: dict) -> dict:
     import torch
 
     torch.set_num_threads(threads)
@@ -80,7 +80,7 @@ def _one_mode(mode: str, *, steps: int, device: str, data_dir: Path, threads: in
         baseline = torch.cuda.memory_allocated()
     else:
         baseline = current_rss_bytes() or 0  # after imports, before the model exists
-    bundle = build_tiny("unet2d", seed=0, **BENCH_MODEL)
+    bundle = build_tiny("unet2d", seed=0, **model)
     kernel = "auto"
     if mode == "memlean_eager_kernel":
         mode, kernel = "memlean", "eager"
@@ -246,7 +246,7 @@ def cuda_kernel_agreement(steps: int = 5) -> dict:
 
 
 # ----------------------------------------------------------------------------- driver
-def _run_subprocess(mode: str, *, steps: int, device: str, data_dir: Path, threads: int) -> dict:
+def _run_subprocess(mode: str, *, steps: int, device: str, data_dir: Path, threads: int, model: dict) -> dict:
     env = dict(os.environ)
     env.update({
         # Large blocks are mmap-ed and unmapped on free, so RSS follows live tensors.
@@ -258,7 +258,7 @@ def _run_subprocess(mode: str, *, steps: int, device: str, data_dir: Path, threa
         result_file = Path(fh.name)
     cmd = [sys.executable, "-m", "services.training.bench", "--one-mode", mode, "--steps", str(steps),
            "--device", device, "--data", str(data_dir), "--threads", str(threads),
-           "--result", str(result_file)]
+           "--model", json.dumps(model), "--result", str(result_file)]
     repo_root = Path(__file__).resolve().parents[2]
     try:
         proc = subprocess.run(cmd, env=env, cwd=repo_root)
@@ -313,8 +313,11 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def run_benchmark(*, quick: bool, device: str = "cpu", out: Path | None = None, threads: int = 1) -> dict:
-    """Run every mode in its own subprocess and return the comparison (also written to ``out``)."""
+def run_benchmark(*, quick: bool, device: str = "cpu", out: Path | None = None, threads: int = 1,
+                  model: dict | None = None) -> dict:
+    """Run every mode in its own subprocess and return the comparison (also written to ``out``).
+    ``model`` (UNet2DModel config overrides) replaces BENCH_MODEL, e.g. for a test at a tiny size."""
+    model = dict(BENCH_MODEL if model is None else model)
     if device not in ("cpu", "cuda"):
         raise ValueError("device must be 'cpu' or 'cuda'")
     if device == "cuda":
@@ -333,7 +336,8 @@ def run_benchmark(*, quick: bool, device: str = "cpu", out: Path | None = None, 
         run_modes = MODES + (CUDA_EXTRA_MODES if device == "cuda" else ())
         for i, mode in enumerate(run_modes, 1):
             _log(f"[{i}/{len(run_modes)}] {mode}: {steps} steps in a fresh process ...")
-            modes[mode] = _run_subprocess(mode, steps=steps, device=device, data_dir=data_dir, threads=threads)
+            modes[mode] = _run_subprocess(mode, steps=steps, device=device, data_dir=data_dir, threads=threads,
+                                          model=model)
     _log("exactness check (split optimizers vs torch foreach=False) ...")
     exact = exactness_check()
     amp = modes["amp"]
@@ -356,6 +360,7 @@ def run_benchmark(*, quick: bool, device: str = "cpu", out: Path | None = None, 
         "device_name": describe_device(device),
         "threads": threads if device == "cpu" else None,
         "num_parameters": amp["num_parameters"],
+        "model": model,
         "batch_size": BATCH_SIZE,
         "resolution": RESOLUTION,
         "steps": steps,
@@ -392,10 +397,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--result", type=Path, default=None)
+    parser.add_argument("--model", type=json.loads, default=None, help="UNet2DModel config overrides (JSON)")
     args = parser.parse_args(argv)
     if args.one_mode:
         row = _one_mode(args.one_mode, steps=args.steps, device=args.device, data_dir=args.data,
-                        threads=args.threads)
+                        threads=args.threads, model=args.model or BENCH_MODEL)
         args.result.write_text(json.dumps(row))
         return 0
     run_benchmark(quick=args.quick, device=args.device, out=args.out, threads=args.threads)

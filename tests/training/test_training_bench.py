@@ -2,7 +2,32 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from services.training import bench
+
+# a UNet2DModel of a few hundred thousand parameters, so that the whole benchmark runs in seconds
+TINY_MODEL = dict(sample_size=32, block_out_channels=(32, 64), layers_per_block=1,
+                  down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+                  norm_num_groups=8, attention_head_dim=16)
+
+
+@pytest.mark.timeout(300)
+def test_every_mode_runs_in_its_own_process_and_the_report_compares_them(tmp_path, capsys):
+    out = tmp_path / "t.json"
+    result = bench.run_benchmark(quick=True, out=out, model=TINY_MODEL)
+    assert json.loads(out.read_text())["modes"] == result["modes"]
+    assert set(result["modes"]) == set(bench.MODES) and result["exact"] is True
+    assert result["num_parameters"] < 2_000_000 and tuple(result["model"]["block_out_channels"]) == (32, 64)
+    for row in result["modes"].values():
+        assert row["peak_bytes"] > 0 and row["step_seconds"] > 0 and row["final_loss"] > 0
+    assert result["ratios"]["memlean_vs_amp_peak"] == pytest.approx(
+        result["modes"]["memlean"]["peak_bytes"] / result["modes"]["amp"]["peak_bytes"])
+    assert set(result["loss_vs_amp"]) == {"memlean", "memlean_bf16_states", "fp32"}
+    table = capsys.readouterr().out
+    assert all(any(line.startswith(mode) for line in table.splitlines()) for mode in bench.MODES)
 
 
 def test_in_benchmark_exactness_check_passes():

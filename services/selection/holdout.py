@@ -191,14 +191,14 @@ def evaluate(data_dir: Path, journal: Path, *, waves: Sequence[int] = WAVES, abl
             per[t][name] = {**metrics, "top": tables.models[int(np.argmax(s))]}
         say(f"{t}: best {truth.loc[t].idxmin()}; " + ", ".join(f"{n} {v['top']}" for n, v in per[t].items()
                                                             if n in (PRIMARY, "nearest_pretraining_coverage")))
-    metric_names = ("pearson", "spearman", "rel@1", "hit@1")
-    methods = {name: {k: float(np.mean([per[t][name][k] for t in targets])) for k in metric_names}
-               for name in per[targets[0]]}
+    def means(over: list[str]) -> dict[str, dict[str, float]]:
+        return {name: {k: float(np.mean([per[t][name][k] for t in over])) for k in ("pearson", "spearman", "rel@1", "hit@1")}
+                for name in per[targets[0]]}
+
+    methods = means(targets)
     for name in methods:
         methods[name]["per_target"] = {t: per[t][name] for t in targets}
-    by_wave = {wave: {name: {k: float(np.mean([per[t.name][name][k] for t in holdout_targets((wave,))]))
-                             for k in metric_names} for name in methods}
-               for wave in waves}
+    by_wave = {wave: means([s.name for s in holdout_targets((wave,))]) for wave in waves}
     return {"methods": methods, "primary": PRIMARY, "targets": targets, "waves": list(waves), "by_wave": by_wave,
             "fp32_check": check,
             # the primary against the baselines and every other row, paired over the targets
